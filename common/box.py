@@ -1,0 +1,135 @@
+"""The one box type: every crop, projection (pixels -> box-relative) and back-projection.
+
+Conventions
+- A box is (left, right, top, bottom) in image pixels, as in the CUHK list files.
+- Pixel centres are at integer coordinates (pixel i spans [i - 0.5, i + 0.5]).
+- Box-relative coordinates: (x - left) / width, (y - top) / height; 0..1 across the box.
+- A crop of size (w, h) puts output pixel j's centre at relative (j + 0.5) / w, so a feature at
+  relative r appears at output pixel r * w - 0.5. Projection and cropping agree exactly.
+- Crops that leave the image are padded by repeating the border pixels; the box is never
+  shifted or clipped to fit.
+- Rotations are by `angle` degrees counter-clockwise about the box centre (as
+  cv2.getRotationMatrix2D), applied to the image before cropping.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    left: float
+    right: float
+    top: float
+    bottom: float
+
+    def __post_init__(self):
+        if not (self.right > self.left and self.bottom > self.top):
+            raise ValueError(f"empty box: left={self.left} right={self.right} top={self.top} bottom={self.bottom}")
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def around(cls, x: float, y: float, half_w: float, half_h: float) -> "Box":
+        return cls(x - half_w, x + half_w, y - half_h, y + half_h)
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> "Box":
+        return cls(x, x + w, y, y + h)
+
+    # --- measures -----------------------------------------------------------------------
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.left + self.right) / 2.0, (self.top + self.bottom) / 2.0
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.left, self.right, self.top, self.bottom)
+
+    def iou(self, other: "Box") -> float:
+        iw = min(self.right, other.right) - max(self.left, other.left)
+        ih = min(self.bottom, other.bottom) - max(self.top, other.top)
+        if iw <= 0 or ih <= 0:
+            return 0.0
+        inter = iw * ih
+        return inter / (self.width * self.height + other.width * other.height - inter)
+
+    # --- derived boxes ------------------------------------------------------------------
+    def sub(self, region: tuple[float, float, float, float]) -> "Box":
+        """The region (left, right, top, bottom) given relative to this box."""
+        l, r, t, b = region
+        return Box(self.left + l * self.width, self.left + r * self.width,
+                   self.top + t * self.height, self.top + b * self.height)
+
+    def patch(self, x: float, y: float, half_size: float) -> "Box":
+        """Patch centred on (x, y), half-size a fraction of this box's width and height."""
+        return Box.around(x, y, half_size * self.width, half_size * self.height)
+
+    def moved(self, dx: float = 0.0, dy: float = 0.0, scale: float = 1.0) -> "Box":
+        """Shifted by (dx, dy) box widths/heights and scaled by `scale` about its centre."""
+        cx, cy = self.center
+        cx += dx * self.width
+        cy += dy * self.height
+        return Box.around(cx, cy, scale * self.width / 2.0, scale * self.height / 2.0)
+
+    def mirrored(self, image_width: int) -> "Box":
+        """This box in the image flipped left-right (cv2.flip(img, 1))."""
+        return Box(image_width - 1 - self.right, image_width - 1 - self.left, self.top, self.bottom)
+
+    # --- geometry -----------------------------------------------------------------------
+    def _rotation(self, angle: float) -> np.ndarray:
+        """3x3 matrix rotating image coordinates about the box centre."""
+        m = np.eye(3)
+        if angle:
+            m[:2] = cv2.getRotationMatrix2D(self.center, angle, 1.0)
+        return m
+
+    def to_relative(self, points: np.ndarray, angle: float = 0.0) -> np.ndarray:
+        """Image pixels (N, 2) -> box-relative (N, 2), after rotating the image by `angle`."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if angle:
+            rot = self._rotation(angle)
+            pts = pts @ rot[:2, :2].T + rot[:2, 2]
+        return np.column_stack(((pts[:, 0] - self.left) / self.width,
+                                (pts[:, 1] - self.top) / self.height))
+
+    def to_absolute(self, relative: np.ndarray) -> np.ndarray:
+        """Box-relative (N, 2) -> image pixels (N, 2) (no rotation: inference)."""
+        rel = np.asarray(relative, dtype=np.float64).reshape(-1, 2)
+        return np.column_stack((self.left + rel[:, 0] * self.width,
+                                self.top + rel[:, 1] * self.height))
+
+    def affine(self, out_w: int, out_h: int, angle: float = 0.0) -> np.ndarray:
+        """2x3 matrix from image pixels to output pixels of a (out_w, out_h) crop."""
+        sx, sy = out_w / self.width, out_h / self.height
+        to_crop = np.array([[sx, 0.0, -self.left * sx - 0.5],
+                            [0.0, sy, -self.top * sy - 0.5],
+                            [0.0, 0.0, 1.0]])
+        return (to_crop @ self._rotation(angle))[:2]
+
+    def crop(self, image: np.ndarray, out_w: int, out_h: int, angle: float = 0.0) -> np.ndarray:
+        """The box's content resampled to out_h rows x out_w columns.
+
+        Large boxes are first cut at about their own resolution, then shrunk with area
+        averaging (no aliasing); both steps keep the pixel-centre convention, so the result
+        matches `to_relative` exactly.
+        """
+        mid_w = max(out_w, int(math.ceil(self.width)))
+        mid_h = max(out_h, int(math.ceil(self.height)))
+        m = self.affine(mid_w, mid_h, angle)
+        # dsize is (width, height), not image.shape.
+        mid = cv2.warpAffine(image, m, (mid_w, mid_h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+        if (mid_w, mid_h) == (out_w, out_h):
+            return mid
+        return cv2.resize(mid, (out_w, out_h), interpolation=cv2.INTER_AREA)

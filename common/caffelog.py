@@ -1,0 +1,181 @@
+"""Caffe training logs (`caffe train` output): parse into rows, write CSV, plot loss curves.
+
+    python -m common.caffelog log/1_F1.log [...]   # writes log/1_F1.csv and log/1_F1.png
+    python -m common.caffelog --level 2            # every level-2 net, plus log/level2.png
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.paths import LOG_DIR, rel
+
+_NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf|-nan|-inf))"
+RE_TRAIN = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = " + _NUM)
+RE_LR = re.compile(r"Iteration (\d+), lr = " + _NUM)
+RE_TESTING = re.compile(r"Iteration (\d+), Testing net")
+RE_TEST_OUT = re.compile(r"Test net output #\d+: (\w+) = " + _NUM)
+RE_SPEED = re.compile(r"Iteration (\d+) \(([\d.]+) iter/s")
+
+
+@dataclass
+class Row:
+    iteration: int
+    # None: not in the log at this iteration (a logged NaN stays NaN)
+    train_loss: float | None = None
+    test_loss: float | None = None
+    lr: float | None = None
+
+
+def _f(s: str) -> float:
+    return float(s.replace("-nan", "nan"))
+
+
+def parse(text: str) -> list[Row]:
+    """Rows by iteration, in order of first appearance. A resumed run that repeats iterations
+    overwrites the earlier values, so the curve shows what the final weights came from."""
+    rows: dict[int, Row] = {}
+    testing_iter = None
+
+    def row(it: int) -> Row:
+        if it not in rows:
+            rows[it] = Row(it)
+        return rows[it]
+
+    for line in text.splitlines():
+        if m := RE_TRAIN.search(line):
+            row(int(m.group(1))).train_loss = _f(m.group(2))
+        elif m := RE_LR.search(line):
+            row(int(m.group(1))).lr = _f(m.group(2))
+        elif m := RE_TESTING.search(line):
+            testing_iter = int(m.group(1))
+        elif (m := RE_TEST_OUT.search(line)) and testing_iter is not None and m.group(1) == "loss":
+            row(testing_iter).test_loss = _f(m.group(2))
+    return sorted(rows.values(), key=lambda r: r.iteration)
+
+
+def parse_file(path: Path) -> list[Row]:
+    return parse(Path(path).read_text(errors="replace"))
+
+
+def last_speed(text: str) -> float | None:
+    """Iterations per second Caffe last reported."""
+    found = RE_SPEED.findall(text)
+    return float(found[-1][1]) if found else None
+
+
+def diverged(rows: list[Row], limit: float = 1e3) -> str | None:
+    """Why the run looks broken (a NaN or infinite loss, or one above `limit`), or None."""
+    for r in rows:
+        for name, v in (("train", r.train_loss), ("test", r.test_loss)):
+            if v is not None and (not math.isfinite(v) or v > limit):
+                return f"{name} loss {v} at iteration {r.iteration}"
+    return None
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["iteration", "train_loss", "test_loss", "lr"])
+        for r in rows:
+            w.writerow([r.iteration] + ["" if v is None else f"{v:.8g}"
+                                        for v in (r.train_loss, r.test_loss, r.lr)])
+
+
+def _draw(ax, rows: list[Row], title: str) -> None:
+    tr = [(r.iteration, r.train_loss) for r in rows if r.train_loss is not None and r.train_loss > 0]
+    te = [(r.iteration, r.test_loss) for r in rows if r.test_loss is not None and r.test_loss > 0]
+    if tr:
+        ax.plot(*zip(*tr), label="train", lw=1)
+    if te:
+        ax.plot(*zip(*te), "o-", label="test", ms=3, lw=1)
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("iteration", fontsize=8)
+    ax.set_ylabel("Euclidean loss", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    if tr or te:
+        ax.legend(fontsize=7)
+
+
+def plot(rows: list[Row], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    _draw(ax, rows, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_many(logs: dict[str, list[Row]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(logs)
+    cols = min(n, 5) or 1
+    nrows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
+    for ax, (name, rows) in zip(axes.ravel(), logs.items()):
+        _draw(ax, rows, name)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def process(log: Path) -> list[Row]:
+    """CSV and PNG next to the log; returns the rows."""
+    log = Path(log)
+    rows = parse_file(log)
+    write_csv(rows, log.with_suffix(".csv"))
+    plot(rows, log.with_suffix(".png"), log.stem)
+    return rows
+
+
+def process_level(level: int, log_dir: Path = LOG_DIR) -> Path | None:
+    from common.nets import of_level
+    logs = {}
+    for spec in of_level(level):
+        log = Path(log_dir) / f"{spec.key}.log"
+        if log.is_file():
+            logs[spec.key] = process(log)
+    if not logs:
+        return None
+    page = Path(log_dir) / f"level{level}.png"
+    plot_many(logs, page, f"level {level}: training (line) and test (dots) loss")
+    return page
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("logs", nargs="*", type=Path, help="Caffe log files")
+    p.add_argument("--level", type=int, choices=[1, 2, 3], help="all logs of a level, plus one page")
+    p.add_argument("--log-dir", type=Path, default=LOG_DIR)
+    args = p.parse_args(argv)
+    if not args.logs and not args.level:
+        p.error("name log files or --level")
+    for log in args.logs:
+        if not log.is_file():
+            sys.exit(f"error: no such log: {log}")
+        rows = process(log)
+        print(f"{rel(log)}: {len(rows)} rows -> {rel(log.with_suffix('.csv'))}, {rel(log.with_suffix('.png'))}")
+    if args.level:
+        page = process_level(args.level, args.log_dir)
+        if page is None:
+            sys.exit(f"error: no level-{args.level} logs in {args.log_dir}")
+        print(f"level {args.level}: {rel(page)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

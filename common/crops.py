@@ -1,0 +1,40 @@
+"""Net inputs and targets: which box each net crops, the crop itself, standardisation.
+
+Training data (dataset/) and inference (common/cascade.py) both call these, so the nets see
+the same pixels in both.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from common.box import Box
+from common.nets import NetSpec
+
+
+def standardise(patch: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per image (float32). A flat patch becomes all zeros."""
+    x = patch.astype(np.float32)
+    x -= x.mean()
+    std = float(x.std())
+    return x / std if std > 1e-6 else x
+
+
+def crop_box(spec: NetSpec, face_box: Box, center: tuple[float, float] | None = None) -> Box:
+    """The box net `spec` looks at: a region of the face box (level 1), or a square patch of
+    the face box's proportions centred on an estimate of its point (levels 2-3)."""
+    if spec.region is not None:
+        return face_box.sub(spec.region)
+    if center is None:
+        raise ValueError(f"net {spec.name} needs the estimate of {spec.points[0]} to centre its patch")
+    return face_box.patch(center[0], center[1], spec.half_size)
+
+
+def net_input(gray: np.ndarray, box: Box, spec: NetSpec, angle: float = 0.0) -> np.ndarray:
+    """Standardised (height, width) float32 crop of `box` for net `spec`."""
+    return standardise(box.crop(gray, spec.width, spec.height, angle))
+
+
+def net_target(box: Box, points: np.ndarray, spec: NetSpec, angle: float = 0.0) -> np.ndarray:
+    """The net's points relative to its crop box, flattened as x1 y1 x2 y2 ... (float32)."""
+    chosen = np.asarray(points)[list(spec.point_indices)]
+    return box.to_relative(chosen, angle).astype(np.float32).ravel()

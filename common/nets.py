@@ -1,0 +1,70 @@
+"""The table of the 23 nets of the cascade (Sun, Wang, Tang, CVPR 2013, Table 1 and section 3).
+
+Every other part (prototxt templates, data generation, training, inference) reads this table;
+adding a net is adding a row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+POINTS = ("LE", "RE", "N", "LM", "RM")
+# Mirroring an image swaps left and right features.
+MIRROR_ORDER = (1, 0, 2, 4, 3)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    name: str                 # e.g. "F1", "LE21"
+    level: int                # 1, 2 or 3
+    shape: str                # layer template model/templates/<shape>.prototxt.j2: S0 (F1), S1 (EN1/NM1), S2 (15x15)
+    height: int               # input rows
+    width: int                # input columns
+    points: tuple[str, ...]   # points predicted, in output order
+    # level 1: crop region relative to the face box (left, right, top, bottom)
+    region: tuple[float, float, float, float] | None = None
+    # levels 2-3: half-size of the square patch, as a fraction of box width/height
+    half_size: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Folder and file stem: '1_F1', '2_LE21'."""
+        return f"{self.level}_{self.name}"
+
+    @property
+    def n_outputs(self) -> int:
+        return 2 * len(self.points)
+
+    @property
+    def point_indices(self) -> tuple[int, ...]:
+        return tuple(POINTS.index(p) for p in self.points)
+
+
+def _patch_nets(level: int, half_sizes: tuple[float, float]) -> list[NetSpec]:
+    return [
+        NetSpec(f"{p}{level}{i + 1}", level, "S2", 15, 15, (p,), half_size=h)
+        for p in POINTS
+        for i, h in enumerate(half_sizes)
+    ]
+
+
+NETS: tuple[NetSpec, ...] = (
+    NetSpec("F1", 1, "S0", 39, 39, POINTS, region=(-0.05, 1.05, -0.05, 1.05)),
+    NetSpec("EN1", 1, "S1", 31, 39, ("LE", "RE", "N"), region=(-0.05, 1.05, -0.04, 0.84)),
+    NetSpec("NM1", 1, "S1", 31, 39, ("N", "LM", "RM"), region=(-0.05, 1.05, 0.18, 1.05)),
+    *_patch_nets(2, (0.16, 0.18)),
+    *_patch_nets(3, (0.11, 0.12)),
+)
+
+
+def by_name(name: str) -> NetSpec:
+    for spec in NETS:
+        if spec.name == name or spec.key == name:
+            return spec
+    raise KeyError(f"no net named {name!r}; known: {', '.join(s.name for s in NETS)}")
+
+
+def of_level(level: int) -> list[NetSpec]:
+    nets = [s for s in NETS if s.level == level]
+    if not nets:
+        raise ValueError(f"no nets at level {level}; levels are 1, 2, 3")
+    return nets

@@ -1,0 +1,137 @@
+"""Shared machinery of dataset/level{1,2,3}.py: faces -> augmented crops -> HDF5 files.
+
+Each face yields `variants` training samples: the face as it is, its mirror image, and random
+variants (mirror or not, small rotation, small box shift/scale for level 1, a random shift of
+the patch centre for levels 2-3). Test files hold each face once, as it is.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from common import hdf5data
+from common.crops import crop_box, net_input, net_target
+from common.listfile import FaceSample
+from common.nets import MIRROR_ORDER, NetSpec
+from common.paths import HDF5_DIR, rel
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Ranges of the random variants (uniform unless said)."""
+    angle: float = 10.0          # degrees, +-
+    shift: float = 0.04          # face box shift, fraction of box size, +- (level 1)
+    scale: float = 0.05          # face box scale, +- (level 1)
+    center_sigma: float = 0.0    # patch centre shift, fraction of face box, Gaussian (levels 2-3)
+    center_clip: float = 0.0     # ... clipped at +- this
+
+
+@dataclass(frozen=True)
+class Job:
+    specs: tuple[NetSpec, ...]
+    variants: int
+    jitter: Jitter
+    seed: int
+
+
+def _mirror_estimates(est: np.ndarray, width: int) -> np.ndarray:
+    out = est.copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out[list(MIRROR_ORDER)]
+
+
+def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray | None):
+    """All samples of one face: per net, a list of (input, target)."""
+    gray = face.load_gray()
+    width = gray.shape[1]
+    rng = np.random.default_rng([job.seed, index])
+    flipped = None
+    out = {s.key: ([], []) for s in job.specs}
+    for v in range(job.variants):
+        mirror = v == 1 or (v >= 2 and rng.random() < 0.5)
+        random_variant = v >= 2
+        img, f, est = gray, face, estimates
+        if mirror:
+            if flipped is None:
+                flipped = gray[:, ::-1].copy()
+            img, f = flipped, face.mirrored(width)
+            est = None if estimates is None else _mirror_estimates(estimates, width)
+        angle, box = 0.0, f.box
+        if random_variant:
+            j = job.jitter
+            angle = rng.uniform(-j.angle, j.angle)
+            if j.shift or j.scale:
+                box = box.moved(rng.uniform(-j.shift, j.shift), rng.uniform(-j.shift, j.shift),
+                                1.0 + rng.uniform(-j.scale, j.scale))
+        for spec in job.specs:
+            center = None
+            if spec.half_size is not None:
+                center = est[spec.point_indices[0]].copy()
+                if random_variant and job.jitter.center_sigma:
+                    noise = rng.normal(0.0, job.jitter.center_sigma, 2)
+                    noise = np.clip(noise, -job.jitter.center_clip, job.jitter.center_clip)
+                    center += noise * (box.width, box.height)
+            cbox = crop_box(spec, box, center)
+            out[spec.key][0].append(net_input(img, cbox, spec, angle))
+            out[spec.key][1].append(net_target(cbox, f.points, spec, angle))
+    return out
+
+
+def _work(args):
+    job, index, face, est = args
+    return face_samples(job, index, face, est)
+
+
+def build_arrays(faces: list[FaceSample], job: Job, estimates: np.ndarray | None = None,
+                 desc: str = "crops", workers: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Samples of all faces for every net of the job, as (N, 1, H, W) and (N, K) arrays."""
+    workers = workers or os.cpu_count() or 1
+    tasks = [(job, i, f, None if estimates is None else estimates[i]) for i, f in enumerate(faces)]
+    inputs = {s.key: [] for s in job.specs}
+    targets = {s.key: [] for s in job.specs}
+    with Pool(workers) as pool:
+        for res in tqdm(pool.imap(_work, tasks, chunksize=32), total=len(tasks), desc=desc,
+                        unit="face", dynamic_ncols=True, mininterval=1.0):
+            for key, (x, y) in res.items():
+                inputs[key].extend(x)
+                targets[key].extend(y)
+    return {k: (np.stack(inputs[k])[:, None], np.stack(targets[k])) for k in inputs}
+
+
+def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], specs: list[NetSpec],
+                variants: int, jitter: Jitter, seed: int, hdf5_root: Path = HDF5_DIR,
+                train_estimates: np.ndarray | None = None, test_estimates: np.ndarray | None = None,
+                force: bool = False) -> dict[str, dict[str, int]]:
+    """Build and write train/test HDF5 files of `specs`; returns the counts per net."""
+    hdf5_root = Path(hdf5_root)
+    todo = [s for s in specs if force or not hdf5data.is_complete(hdf5_root / s.key)]
+    for s in specs:
+        if s not in todo:
+            print(f"{rel(hdf5_root / s.key)}: complete, skipped (--force rebuilds)")
+    if not todo:
+        return {}
+    t0 = time.time()
+    train = build_arrays(train_faces, Job(tuple(todo), variants, jitter, seed), train_estimates,
+                         desc=f"train x{variants}")
+    test = build_arrays(test_faces, Job(tuple(todo), 1, jitter, seed), test_estimates, desc="test")
+    counts = {}
+    rng = np.random.default_rng(seed)
+    for s in todo:
+        folder = hdf5_root / s.key
+        x, y = train[s.key]
+        order = rng.permutation(len(x))  # Caffe also shuffles each epoch; this mixes the file
+        hdf5data.write(folder / "train.h5", x[order], y[order])
+        hdf5data.write(folder / "test.h5", *test[s.key])
+        hdf5data.write_meta(folder, train=len(x), test=len(test[s.key][0]),
+                            train_faces=len(train_faces), test_faces=len(test_faces), variants=variants)
+        counts[s.key] = {"train": len(x), "test": len(test[s.key][0])}
+        print(f"{rel(folder)}: train {x.shape[0]} x {x.shape[2]}x{x.shape[3]}, "
+              f"test {counts[s.key]['test']}, targets in [{y.min():.3f}, {y.max():.3f}]")
+    print(f"wrote {len(todo)} nets' data in {time.time() - t0:.0f} s")
+    return counts

@@ -1,0 +1,33 @@
+"""Command-line options shared by dataset/level{1,2,3}.py."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from common.listfile import FaceSample, ListFileError, read_list
+from common.paths import DATA_ENV, DataMissing, HDF5_DIR, data_lists
+
+
+def parser(doc: str, variants: int) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help=f"data set folder (default ${DATA_ENV} or dataset/train/)")
+    p.add_argument("--variants", type=int, default=variants,
+                   help=f"training samples per face: original, mirror, random variants (default {variants})")
+    p.add_argument("--limit", type=int, help="use only the first N faces of each list")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild files that are already complete")
+    p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR, help="where the HDF5 folders go")
+    return p
+
+
+def load_faces(args) -> tuple[list[FaceSample], list[FaceSample]]:
+    """(train faces, test faces), or exit with a clear message."""
+    try:
+        train_list, test_list = data_lists(args.data)
+        train = read_list(train_list, args.limit)
+        test = read_list(test_list, args.limit)
+    except (DataMissing, ListFileError, FileNotFoundError) as exc:
+        sys.exit(f"error: {exc}")
+    print(f"faces: {len(train)} train ({train_list}), {len(test)} test ({test_list})")
+    return train, test

@@ -1,0 +1,73 @@
+"""Solver settings for every net, in one place. Command-line flags of model/generate.py and
+model/train.py override them; `python -m model.generate --help` lists the flags."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    type: str = "Adam"
+    base_lr: float = 0.001
+    momentum: float = 0.9           # SGD only; Adam uses 0.9 / 0.999
+    weight_decay: float = 0.0005
+    gamma: float = 0.1              # lr multiplier at each step
+    step_fractions: tuple[float, ...] = (0.6, 0.85)  # steps, as fractions of max_iter
+    batch_size: int = 64
+    test_batch_size: int = 100
+    max_iter: int = 20000
+    snapshot: int = 2000
+    display: int = 100
+    test_interval: int = 1000
+    seed: int = 1701
+    mode: str = "CPU"
+    device_id: int = 0
+    act: str = "relu"               # "relu" or "abstanh" (the paper's abs(tanh))
+
+    @property
+    def stepvalues(self) -> list[int]:
+        return sorted({max(1, int(f * self.max_iter)) for f in self.step_fractions if 0 < f < 1})
+
+
+# Per-level defaults (measured budgets: see README "Training budget").
+DEFAULTS = {
+    1: SolverSettings(max_iter=60000, batch_size=64, snapshot=5000),
+    2: SolverSettings(max_iter=20000, batch_size=64, snapshot=5000),
+    3: SolverSettings(max_iter=20000, batch_size=64, snapshot=5000),
+}
+QUICK = {"max_iter": 300, "snapshot": 300, "test_interval": 100, "display": 50}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("solver overrides (defaults in model/config.py)")
+    g.add_argument("--iters", type=int, help="max_iter")
+    g.add_argument("--lr", type=float, help="base learning rate")
+    g.add_argument("--batch", type=int, help="training batch size")
+    g.add_argument("--solver-type", choices=["Adam", "SGD", "Nesterov"], help="Caffe solver type")
+    g.add_argument("--snapshot", type=int, help="snapshot every N iterations")
+    g.add_argument("--test-interval", type=int, help="test every N iterations")
+    g.add_argument("--seed", type=int, help="random seed")
+    g.add_argument("--act", choices=["relu", "abstanh"], help="activation")
+    g.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a GPU build of Caffe)")
+    g.add_argument("--quick", action="store_true", help="a few hundred iterations: a smoke run")
+
+
+def settings_for(level: int, args: argparse.Namespace | None = None) -> SolverSettings:
+    s = DEFAULTS[level]
+    if args is None:
+        return s
+    if getattr(args, "quick", False):
+        s = replace(s, **QUICK)
+    over = {"max_iter": args.iters, "base_lr": args.lr, "batch_size": args.batch,
+            "type": args.solver_type, "snapshot": args.snapshot,
+            "test_interval": args.test_interval, "seed": args.seed, "act": args.act}
+    s = replace(s, **{k: v for k, v in over.items() if v is not None})
+    if args.gpu is not None:
+        s = replace(s, mode="GPU", device_id=args.gpu)
+    if s.snapshot > s.max_iter:
+        s = replace(s, snapshot=s.max_iter)
+    return s
+
+
+FIELD_NAMES = [f.name for f in fields(SolverSettings)]

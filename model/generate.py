@@ -1,0 +1,93 @@
+"""Render the Caffe prototxt of each net from the Jinja2 templates in model/templates/.
+
+    python -m model.generate                 # all 23 nets
+    python -m model.generate --nets F1 EN1   # some nets; solver flags override model/config.py
+
+writes model/<level>_<name>/{train,solver,deploy}.prototxt. Paths inside are relative to the
+project root, so `caffe train --solver=model/1_F1/solver.prototxt` works from there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import jinja2
+
+from common import nets as nettable
+from common.nets import NetSpec
+from common.paths import HDF5_DIR, MODEL_DIR, rel
+from model.config import SolverSettings, add_arguments, settings_for
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
+                          lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def net_dir(spec: NetSpec, model_root: Path = MODEL_DIR) -> Path:
+    return Path(model_root) / spec.key
+
+
+def data_dir(spec: NetSpec, hdf5_root: Path = HDF5_DIR) -> Path:
+    return Path(hdf5_root) / spec.key
+
+
+def _test_count(hdf5: Path) -> int | None:
+    meta = hdf5 / "meta.json"
+    if meta.is_file():
+        return json.loads(meta.read_text())["test"]
+    return None
+
+
+def _tidy(text: str) -> str:
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    out: list[str] = []
+    for ln in lines:
+        if ln or (out and out[-1]):
+            out.append(ln)
+    return "\n".join(out).strip() + "\n"
+
+
+def render_net(spec: NetSpec, settings: SolverSettings, model_root: Path = MODEL_DIR,
+               hdf5_root: Path = HDF5_DIR) -> Path:
+    """Write the three prototxt files of one net; returns its folder."""
+    out = net_dir(spec, model_root)
+    (out / "snapshots").mkdir(parents=True, exist_ok=True)
+    hdf5 = data_dir(spec, hdf5_root)
+    n_test = _test_count(hdf5)
+    test_iter = math.ceil(n_test / settings.test_batch_size) if n_test else 10
+    ctx = dict(net=spec, shape=spec.shape, act=settings.act, batch_size=settings.batch_size,
+               test_batch_size=settings.test_batch_size,
+               train_source=rel(hdf5 / "train.txt"), test_source=rel(hdf5 / "test.txt"))
+    shape = _env.get_template(f"{spec.shape}.prototxt.j2")
+    (out / "train.prototxt").write_text(_tidy(shape.render(deploy=False, **ctx)))
+    (out / "deploy.prototxt").write_text(_tidy(shape.render(deploy=True, **ctx)))
+    solver = _env.get_template("solver.prototxt.j2").render(
+        net=spec, solver=settings, train_net=rel(out / "train.prototxt"), test_iter=test_iter,
+        test_interval=min(settings.test_interval, settings.max_iter),
+        snapshot_prefix=rel(out / "snapshots" / spec.key))
+    (out / "solver.prototxt").write_text(_tidy(solver))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", nargs="+", help="net names (F1, LE21, ...) or keys (1_F1); default all")
+    p.add_argument("--level", type=int, choices=[1, 2, 3], help="only the nets of this level")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        specs = [nettable.by_name(n) for n in args.nets] if args.nets else list(nettable.NETS)
+    except KeyError as exc:
+        p.error(str(exc.args[0]))
+    if args.level:
+        specs = [s for s in specs if s.level == args.level]
+    for spec in specs:
+        out = render_net(spec, settings_for(spec.level, args))
+        print(f"wrote {rel(out)}/{{train,solver,deploy}}.prototxt")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

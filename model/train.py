@@ -1,0 +1,249 @@
+"""Train nets with the real Caffe: one `caffe train` process per net, several at once.
+
+    python -m model.train --level 1                 # F1, EN1, NM1
+    python -m model.train --nets LE21 LE22 --iters 5000
+    python -m model.train --level 2 --jobs 1 --threads 2
+
+Each process runs single-threaded (OPENBLAS_NUM_THREADS=1; on this kind of machine one process
+per core beats one multi-threaded process) and logs to log/<net>.log. An interrupted run
+resumes from the newest .solverstate. A net whose loss turns NaN or explodes is restarted from
+a new random seed, up to --retries times. Finished nets leave model/<net>/weights.caffemodel,
+and are skipped on the next run unless --force.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from common import caffelog, hdf5data
+from common import nets as nettable
+from common.nets import NetSpec
+from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
+from model.config import SolverSettings, add_arguments, settings_for
+from model.generate import net_dir, render_net
+
+WEIGHTS = "weights.caffemodel"
+
+
+def newest_state(snapshots: Path) -> tuple[int, Path] | None:
+    states = []
+    for p in snapshots.glob("*_iter_*.solverstate"):
+        m = re.search(r"_iter_(\d+)\.solverstate$", p.name)
+        if m and p.with_suffix(".caffemodel").is_file():
+            states.append((int(m.group(1)), p))
+    return max(states) if states else None
+
+
+@dataclass
+class Outcome:
+    key: str
+    ok: bool
+    message: str
+    seconds: float = 0.0
+    restarts: int = 0
+
+
+class NetTrainer:
+    """Trains one net to completion, resuming and restarting as needed."""
+
+    def __init__(self, spec: NetSpec, settings: SolverSettings, model_root: Path, hdf5_root: Path,
+                 log_dir: Path, threads: int, retries: int, caffe: str, stop: threading.Event):
+        self.spec, self.settings = spec, settings
+        self.model_root, self.hdf5_root, self.log_dir = Path(model_root), Path(hdf5_root), Path(log_dir)
+        self.threads, self.retries, self.caffe, self.stop = threads, retries, caffe, stop
+        self.dir = net_dir(spec, self.model_root)
+        self.log = self.log_dir / f"{spec.key}.log"
+        self.proc: subprocess.Popen | None = None
+        self.iteration = 0
+        self.loss: float | None = None
+
+    def _run_once(self, settings: SolverSettings) -> tuple[int, str | None]:
+        render_net(self.spec, settings, self.model_root, self.hdf5_root)
+        cmd = [self.caffe, "train", f"--solver={rel(self.dir / 'solver.prototxt')}"]
+        state = newest_state(self.dir / "snapshots")
+        if state:
+            cmd.append(f"--snapshot={rel(state[1])}")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(self.threads), GLOG_logtostderr="1")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "a") as log:
+            log.write(f"# deep-landmark: {' '.join(cmd)} (seed {settings.seed}, {time.ctime()})\n")
+            log.flush()
+            # Own process group: Ctrl-C reaches Caffe through us, once, so it can snapshot.
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        why = None
+        while self.proc.poll() is None:
+            time.sleep(2)
+            why = self._check()
+            if why:
+                self.proc.kill()
+                self.proc.wait()
+                break
+        rc = self.proc.returncode
+        self.proc = None
+        return rc, why or self._check()
+
+    def _check(self) -> str | None:
+        text = self.log.read_text(errors="replace") if self.log.is_file() else ""
+        # Only this run's part of the log: after the last marker line.
+        text = text[text.rfind("# deep-landmark:"):]
+        rows = caffelog.parse(text)
+        if rows:
+            self.iteration = rows[-1].iteration
+            losses = [r.train_loss for r in rows if r.train_loss is not None]
+            self.loss = losses[-1] if losses else self.loss
+        return caffelog.diverged(rows)
+
+    def train(self) -> Outcome:
+        t0 = time.time()
+        settings, restarts = self.settings, 0
+        while True:
+            rc, why = self._run_once(settings)
+            if self.stop.is_set():
+                return Outcome(self.spec.key, False, "interrupted; run again to resume", time.time() - t0, restarts)
+            final = self.dir / "snapshots" / f"{self.spec.key}_iter_{settings.max_iter}.caffemodel"
+            if why is None and rc == 0 and final.is_file():
+                shutil.copyfile(final, self.dir / WEIGHTS)
+                return Outcome(self.spec.key, True, f"{settings.max_iter} iterations, last loss {self.loss:.4g}"
+                               if self.loss is not None else "done", time.time() - t0, restarts)
+            if why is None:
+                return Outcome(self.spec.key, False, f"caffe exited with code {rc}; see {rel(self.log)}",
+                               time.time() - t0, restarts)
+            if restarts >= self.retries:
+                return Outcome(self.spec.key, False, f"diverged ({why}) {restarts + 1} times; giving up",
+                               time.time() - t0, restarts)
+            restarts += 1
+            settings = replace(settings, seed=settings.seed + 1000 * restarts)
+            print(f"[{self.spec.key}] diverged: {why}; restarting from scratch with seed {settings.seed} "
+                  f"({restarts}/{self.retries})", flush=True)
+            for p in (self.dir / "snapshots").glob("*"):
+                p.unlink()
+
+    def interrupt(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # Caffe snapshots, then stops
+
+
+def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
+    caffe = shutil.which("caffe")
+    if caffe is None:
+        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    missing = [s.key for s in specs if not hdf5data.is_complete(Path(args.hdf5_root) / s.key)]
+    if missing:
+        levels = sorted({nettable.by_name(k).level for k in missing})
+        sys.exit(f"error: no training data for {', '.join(missing)}; run "
+                 + " and ".join(f"python -m dataset.level{lv}" for lv in levels) + " first")
+    todo, outcomes = [], []
+    for s in specs:
+        if (net_dir(s, args.model_root) / WEIGHTS).is_file() and not args.force:
+            print(f"[{s.key}] trained already ({rel(net_dir(s, args.model_root) / WEIGHTS)}); skipped (--force retrains)")
+        else:
+            if args.force:
+                for p in (net_dir(s, args.model_root) / "snapshots").glob("*"):
+                    p.unlink()
+                (net_dir(s, args.model_root) / WEIGHTS).unlink(missing_ok=True)
+                (Path(args.log_dir) / f"{s.key}.log").unlink(missing_ok=True)
+            todo.append(s)
+    if not todo:
+        return outcomes
+    stop = threading.Event()
+    trainers = [NetTrainer(s, settings_for(s.level, args), args.model_root, args.hdf5_root,
+                           args.log_dir, args.threads, args.retries, caffe, stop) for s in todo]
+    pending: queue.Queue[NetTrainer] = queue.Queue()
+    for t in trainers:
+        pending.put(t)
+    running: set[NetTrainer] = set()
+    lock = threading.Lock()
+
+    def worker():
+        while not stop.is_set():
+            try:
+                t = pending.get_nowait()
+            except queue.Empty:
+                return
+            with lock:
+                running.add(t)
+            print(f"[{t.spec.key}] training {t.settings.max_iter} iterations -> {rel(t.log)}", flush=True)
+            out = t.train()
+            with lock:
+                running.discard(t)
+                outcomes.append(out)
+            print(f"[{out.key}] {'done' if out.ok else 'FAILED'}: {out.message} ({out.seconds / 60:.1f} min)", flush=True)
+
+    jobs = max(1, min(args.jobs, len(trainers)))
+    print(f"training {len(trainers)} nets, {jobs} at a time, {args.threads} BLAS thread(s) each")
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(jobs)]
+    for th in threads:
+        th.start()
+    last = 0.0
+    try:
+        while any(th.is_alive() for th in threads):
+            time.sleep(1)
+            if time.time() - last >= args.progress_every:
+                last = time.time()
+                with lock:
+                    now = [f"{t.spec.key} {t.iteration}/{t.settings.max_iter}"
+                           + (f" loss {t.loss:.4g}" if t.loss is not None else "") for t in running]
+                if now:
+                    print(f"  {time.strftime('%H:%M:%S')} " + " | ".join(now), flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: asking Caffe to snapshot and stop; run the same command to resume", flush=True)
+        stop.set()
+        for t in list(running):
+            t.interrupt()
+        for th in threads:
+            th.join()
+    return outcomes
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--level", type=int, choices=[1, 2, 3])
+    p.add_argument("--nets", nargs="+", help="net names or keys (default: all nets of --level)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="caffe processes at once (default: cores)")
+    p.add_argument("--threads", type=int, default=1, help="OpenBLAS threads per process (default 1)")
+    p.add_argument("--retries", type=int, default=2, help="restarts of a diverged net (default 2)")
+    p.add_argument("--force", action="store_true", help="retrain from scratch even if trained")
+    p.add_argument("--progress-every", type=float, default=30.0, help="seconds between progress lines")
+    p.add_argument("--model-root", type=Path, default=MODEL_DIR)
+    p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR)
+    p.add_argument("--log-dir", type=Path, default=LOG_DIR)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    if not args.level and not args.nets:
+        p.error("name --level or --nets")
+    try:
+        specs = [nettable.by_name(n) for n in args.nets] if args.nets else nettable.of_level(args.level)
+    except KeyError as exc:
+        p.error(str(exc.args[0]))
+    # Stop cleanly on Ctrl-C or SIGTERM, also when started in the background (where the shell
+    # leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    outcomes = train_nets(specs, args)
+    failed = [o for o in outcomes if not o.ok]
+    restarted = [o for o in outcomes if o.restarts]
+    for o in restarted:
+        print(f"note: {o.key} was restarted {o.restarts} time(s) after diverging")
+    if failed:
+        print("failed: " + ", ".join(f"{o.key} ({o.message})" for o in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
