@@ -32,7 +32,7 @@ from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
 from model.config import SolverSettings, add_arguments, settings_for
 from model.generate import net_dir, render_net
 
-WEIGHTS = "weights.caffemodel"
+from common.cascade import WEIGHTS
 
 
 def newest_state(snapshots: Path) -> tuple[int, Path] | None:

@@ -1,0 +1,148 @@
+"""Cascade inference through OpenCV's DNN module on the deploy prototxt + caffemodel files that
+Caffe trained.
+
+Level 1 averages every net that predicts a point (F1, EN1, NM1). Levels 2 and 3 crop a patch
+around each current estimate per net, map each net's output back through its own patch box,
+and add the mean of the two nets' displacements. Many faces go through each net at once.
+
+A model folder holds <level>_<name>/deploy.prototxt and <level>_<name>/weights.caffemodel for
+each net: model/ after training here, or model/released/ (the project's default model).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from common.box import Box
+from common.crops import crop_box, net_input
+from common.nets import NETS, POINTS, NetSpec, of_level
+from common.paths import MODEL_DIR, RELEASED_MODEL, rel
+
+WEIGHTS = "weights.caffemodel"
+DEPLOY = "deploy.prototxt"
+
+
+class ModelMissing(FileNotFoundError):
+    pass
+
+
+def net_files(model_root: Path, spec: NetSpec) -> tuple[Path, Path]:
+    folder = Path(model_root) / spec.key
+    return folder / DEPLOY, folder / WEIGHTS
+
+
+def levels_available(model_root: Path) -> int:
+    """The highest level L such that every net of levels 1..L is in the folder (0: none)."""
+    top = 0
+    for level in (1, 2, 3):
+        if all(all(p.is_file() for p in net_files(model_root, s)) for s in of_level(level)):
+            top = level
+        else:
+            break
+    return top
+
+
+def default_model(levels: int = 3) -> Path:
+    """model/ when it holds nets trained here for all `levels`, else the released model."""
+    return MODEL_DIR if levels_available(MODEL_DIR) >= levels else RELEASED_MODEL
+
+
+class Cascade:
+    def __init__(self, model_root: str | os.PathLike | None = None, levels: int = 3, batch_size: int = 256):
+        self.model_root = Path(model_root) if model_root else default_model(levels)
+        have = levels_available(self.model_root)
+        if have < levels:
+            missing = [s.key for s in NETS if s.level <= levels
+                       and not all(p.is_file() for p in net_files(self.model_root, s))]
+            raise ModelMissing(f"model folder {rel(self.model_root)} lacks level {have + 1} "
+                               f"({', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}); "
+                               "train it (./bootstrap.sh) or choose another folder")
+        self.levels = levels
+        self.batch_size = batch_size
+        self.nets: dict[str, cv2.dnn.Net] = {}
+        for spec in NETS:
+            if spec.level <= levels:
+                deploy, weights = net_files(self.model_root, spec)
+                net = cv2.dnn.readNetFromCaffe(str(deploy), str(weights))
+                net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+                net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+                self.nets[spec.key] = net
+
+    # --- one net ------------------------------------------------------------------------
+    def forward(self, spec: NetSpec, inputs: np.ndarray) -> np.ndarray:
+        """Raw outputs (N, 2k) of net `spec` for standardised inputs (N, H, W)."""
+        net = self.nets[spec.key]
+        outs = []
+        for i in range(0, len(inputs), self.batch_size):
+            blob = np.ascontiguousarray(inputs[i:i + self.batch_size, None], dtype=np.float32)
+            net.setInput(blob)
+            outs.append(net.forward().reshape(len(blob), -1).copy())
+        return np.concatenate(outs) if outs else np.zeros((0, spec.n_outputs), np.float32)
+
+    def _run(self, spec: NetSpec, grays: Sequence[np.ndarray], boxes: Sequence[Box]) -> np.ndarray:
+        """Absolute positions (N, k, 2) that net `spec` predicts from crops of `boxes`."""
+        inputs = np.stack([net_input(g, b, spec) for g, b in zip(grays, boxes)])
+        rel_out = self.forward(spec, inputs).reshape(len(boxes), -1, 2)
+        return np.stack([b.to_absolute(r) for b, r in zip(boxes, rel_out)])
+
+    # --- levels -------------------------------------------------------------------------
+    def level1(self, grays: Sequence[np.ndarray], faces: Sequence[Box]) -> np.ndarray:
+        total = np.zeros((len(faces), len(POINTS), 2))
+        count = np.zeros(len(POINTS))
+        for spec in of_level(1):
+            crops = [crop_box(spec, f) for f in faces]
+            total[:, list(spec.point_indices)] += self._run(spec, grays, crops)
+            count[list(spec.point_indices)] += 1
+        return total / count[None, :, None]
+
+    def refine(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box],
+               estimates: np.ndarray) -> np.ndarray:
+        shift = np.zeros_like(estimates)
+        count = np.zeros(len(POINTS))
+        for spec in of_level(level):
+            p = spec.point_indices[0]
+            patches = [crop_box(spec, f, est[p]) for f, est in zip(faces, estimates)]
+            shift[:, p] += self._run(spec, grays, patches)[:, 0] - estimates[:, p]
+            count[p] += 1
+        return estimates + shift / count[None, :, None]
+
+    def predict_levels(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
+                       levels: int | None = None) -> list[np.ndarray]:
+        """Estimates (N, 5, 2) after each level 1..levels, in image pixels."""
+        levels = levels or self.levels
+        if levels > self.levels:
+            raise ValueError(f"cascade loaded {self.levels} levels, asked for {levels}")
+        if len(faces) == 0:
+            return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)]
+        out = [self.level1(grays, faces)]
+        for level in range(2, levels + 1):
+            out.append(self.refine(level, grays, faces, out[-1]))
+        return out
+
+    def predict(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:
+        """Five points (N, 5, 2) for each face box in one gray image, after all levels."""
+        return self.predict_levels([gray] * len(faces), faces)[-1]
+
+    def predict_samples(self, samples, levels: int | None = None, chunk: int = 1000,
+                        progress: bool = True) -> list[np.ndarray]:
+        """Estimates after each level for list-file faces (common.listfile.FaceSample), loading
+        their images a chunk at a time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm import tqdm
+        levels = levels or self.levels
+        parts: list[list[np.ndarray]] = []
+        bar = tqdm(total=len(samples), desc=f"cascade L1-{levels}", unit="face",
+                   disable=not progress, dynamic_ncols=True, mininterval=1.0)
+        with ThreadPoolExecutor(4) as pool:
+            for i in range(0, len(samples), chunk):
+                part = samples[i:i + chunk]
+                grays = list(pool.map(lambda s: s.load_gray(), part))
+                parts.append(self.predict_levels(grays, [s.box for s in part], levels))
+                bar.update(len(part))
+        bar.close()
+        return [np.concatenate([p[lv] for p in parts]) for lv in range(levels)]

@@ -1,0 +1,120 @@
+"""Evaluate the cascade on a list file: per point mean error (distance / box width) and failure
+rate (error > 0.05), level by level.
+
+    python -m common.evaluate --level 3                     # test list of the data set
+    python -m common.evaluate --list FILE --level 1 --json out.json --model model/released
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.cascade import Cascade, ModelMissing
+from common.listfile import ListFileError, read_list
+from common.nets import POINTS
+from common.paths import DATA_ENV, RESULT_DIR, DataMissing, data_lists, rel
+
+FAILURE = 0.05
+
+
+def errors(pred: np.ndarray, truth: np.ndarray, box_widths: np.ndarray) -> np.ndarray:
+    """(N, 5) point-to-truth distances divided by the face box width."""
+    return np.linalg.norm(pred - truth, axis=2) / np.asarray(box_widths)[:, None]
+
+
+def summary(err: np.ndarray) -> dict:
+    out = {p: {"mean_error": float(err[:, i].mean()), "failure_rate": float((err[:, i] > FAILURE).mean())}
+           for i, p in enumerate(POINTS)}
+    out["mean_error"] = float(err.mean())
+    out["failure_rate"] = float((err > FAILURE).mean())
+    out["faces"] = int(len(err))
+    return out
+
+
+def table(results: dict[int, dict]) -> str:
+    head = f"{'level':<7}" + "".join(f"{p:>8}" for p in POINTS) + f"{'mean':>8}"
+    lines = ["mean error, % of box width", head]
+    for lv, s in results.items():
+        lines.append(f"{lv:<7}" + "".join(f"{100 * s[p]['mean_error']:8.2f}" for p in POINTS)
+                     + f"{100 * s['mean_error']:8.2f}")
+    lines += ["", "failure rate (error > 5%), %", head]
+    for lv, s in results.items():
+        lines.append(f"{lv:<7}" + "".join(f"{100 * s[p]['failure_rate']:8.2f}" for p in POINTS)
+                     + f"{100 * s['failure_rate']:8.2f}")
+    return "\n".join(lines)
+
+
+def histogram(err: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(POINTS), figsize=(15, 3), sharey=True)
+    bins = np.linspace(0, 0.15, 61)
+    for i, (ax, p) in enumerate(zip(axes, POINTS)):
+        e = err[:, i]
+        ax.hist(np.clip(e, 0, bins[-1]), bins=bins, color="tab:blue")
+        ax.axvline(FAILURE, color="tab:red", ls="--", lw=1)
+        ax.set_title(f"{p}: mean {100 * e.mean():.2f}%, fail {100 * (e > FAILURE).mean():.1f}%", fontsize=9)
+        ax.set_xlabel("error / box width", fontsize=8)
+    axes[0].set_ylabel("faces")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def evaluate(list_path: Path, level: int, model: Path | None = None, limit: int | None = None,
+             progress: bool = True) -> tuple[dict[int, dict], np.ndarray, list, list[np.ndarray]]:
+    """Per-level summaries, the last level's (N, 5) errors, the faces and every level's predictions."""
+    faces = read_list(list_path, limit)
+    cascade = Cascade(model, levels=level)
+    preds = cascade.predict_samples(faces, level, progress=progress)
+    truth = np.stack([f.points for f in faces])
+    widths = np.array([f.box.width for f in faces])
+    results, err = {}, None
+    for lv, pred in enumerate(preds, 1):
+        err = errors(pred, truth, widths)
+        results[lv] = summary(err)
+    return results, err, faces, preds
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--list", type=Path, help="list file (default: the data set's testImageList.txt)")
+    p.add_argument("--data", help=f"data set folder (default ${DATA_ENV} or dataset/train/)")
+    p.add_argument("--level", type=int, choices=[1, 2, 3], default=3, help="evaluate levels 1..LEVEL")
+    p.add_argument("--model", type=Path, help="model folder (default: model/ if trained, else model/released)")
+    p.add_argument("--limit", type=int, help="only the first N faces")
+    p.add_argument("--json", type=Path, help="write the results as JSON")
+    p.add_argument("--hist", type=Path, help="histogram PNG (default result/level<L>_<list>.png)")
+    args = p.parse_args(argv)
+    try:
+        list_path = args.list or data_lists(args.data)[1]
+        t0 = time.time()
+        results, err, faces, _ = evaluate(list_path, args.level, args.model, args.limit)
+    except (DataMissing, ListFileError, FileNotFoundError, ModelMissing) as exc:
+        sys.exit(f"error: {exc}")
+    secs = time.time() - t0
+    print(f"{len(faces)} faces of {list_path}, levels 1-{args.level}, {secs:.1f} s")
+    print(table(results))
+    stem = Path(list_path).stem.replace("ImageList", "")
+    hist = args.hist or RESULT_DIR / f"level{args.level}_{stem}.png"
+    histogram(err, hist, f"level {args.level} on {Path(list_path).name} ({len(faces)} faces)")
+    print(f"histograms: {rel(hist)}")
+    if args.json:
+        out = dict(results[args.level], level=args.level, list=str(list_path),
+                   levels={str(k): v for k, v in results.items()})
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"json: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
