@@ -46,15 +46,23 @@ def levels_available(model_root: Path) -> int:
     return top
 
 
-def default_model(levels: int = 3) -> Path:
-    """model/ when it holds nets trained here for all `levels`, else the released model."""
-    return MODEL_DIR if levels_available(MODEL_DIR) >= levels else RELEASED_MODEL
+def default_model() -> Path:
+    """model/ when it holds the whole cascade trained here, else the released model (else
+    whatever part model/ has)."""
+    if levels_available(MODEL_DIR) == 3:
+        return MODEL_DIR
+    if levels_available(RELEASED_MODEL) >= 1 or levels_available(MODEL_DIR) == 0:
+        return RELEASED_MODEL
+    return MODEL_DIR
 
 
 class Cascade:
-    def __init__(self, model_root: str | os.PathLike | None = None, levels: int = 3, batch_size: int = 256):
-        self.model_root = Path(model_root) if model_root else default_model(levels)
+    def __init__(self, model_root: str | os.PathLike | None = None, levels: int | None = None,
+                 batch_size: int = 256):
+        """Loads levels 1..`levels` (None: all levels the folder holds, at least 1)."""
+        self.model_root = Path(model_root) if model_root else default_model()
         have = levels_available(self.model_root)
+        levels = levels or max(have, 1)
         if have < levels:
             missing = [s.key for s in NETS if s.level <= levels
                        and not all(p.is_file() for p in net_files(self.model_root, s))]

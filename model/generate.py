@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", help="net names (F1, LE21, ...) or keys (1_F1); default all")
     p.add_argument("--level", type=int, choices=[1, 2, 3], help="only the nets of this level")
+    p.add_argument("--model-root", type=Path, default=MODEL_DIR, help="where the net folders go (default model/)")
+    p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR, help="where the training data is (default dataset/hdf5/)")
     add_arguments(p)
     args = p.parse_args(argv)
     try:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.level:
         specs = [s for s in specs if s.level == args.level]
     for spec in specs:
-        out = render_net(spec, settings_for(spec.level, args))
+        out = render_net(spec, settings_for(spec.level, args), args.model_root, args.hdf5_root)
         print(f"wrote {rel(out)}/{{train,solver,deploy}}.prototxt")
     return 0
 

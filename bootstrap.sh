@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# deep-landmark: set-up and the whole pipeline, level by level.
+#
+#   ./bootstrap.sh                       full run on the CUHK data (dataset/train/ or --data DIR)
+#   ./bootstrap.sh --quick               the whole pipeline on the committed sample, short training
+#   ./bootstrap.sh --only train2         redo one step
+#   ./bootstrap.sh --from data3          redo a step and every step after it
+#
+# Steps: setup prototxt data1 train1 data2 train2 data3 train3 report
+# Every step skips work already done and says so, unless --only/--from names it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+STEPS=(setup prototxt data1 train1 data2 train2 data3 train3 report)
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; cat <<EOF
+
+Options:
+  --data DIR     data set folder (default \$DEEP_LANDMARK_DATA, else dataset/train/)
+  --quick        committed sample (tests/data/sample), a few hundred iterations per net;
+                 everything goes to build/quick/ and leaves model/ alone
+  --only STEP    run (and redo) just this step
+  --from STEP    run (and redo) this step and the ones after it
+  --gpu N        train on GPU N (needs a GPU build of Caffe; the set-up installs the CPU one)
+  --jobs N       Caffe processes at once (default: one per core)
+  -h, --help     this text
+EOF
+}
+
+DATA="${DEEP_LANDMARK_DATA:-}"; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --data) DATA="${2:?--data needs a folder}"; shift 2 ;;
+        --data=*) DATA="${1#*=}"; shift ;;
+        --quick) QUICK=1; shift ;;
+        --only) ONLY="${2:?--only needs a step}"; shift 2 ;;
+        --from) FROM="${2:?--from needs a step}"; shift 2 ;;
+        --gpu) GPU="${2:?--gpu needs a device number}"; shift 2 ;;
+        --jobs) JOBS="${2:?--jobs needs a number}"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bootstrap.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+for s in "$ONLY" "$FROM"; do
+    [ -z "$s" ] || [[ " ${STEPS[*]} " == *" $s "* ]] || { echo "bootstrap.sh: unknown step '$s'; steps: ${STEPS[*]}" >&2; exit 2; }
+done
+
+PY=.venv/bin/python
+MODEL=model; HDF5=dataset/hdf5; LOGS=log; RESULT=result
+SOLVER_FLAGS=()   # model/config.py overrides, for the generator and the trainer
+if [ "$QUICK" = 1 ]; then
+    DATA="${DATA:-tests/data/sample}"
+    MODEL=build/quick/model; HDF5=build/quick/hdf5; LOGS=build/quick/log; RESULT=build/quick/result
+    SOLVER_FLAGS+=(--quick)
+fi
+[ -n "$GPU" ] && SOLVER_FLAGS+=(--gpu "$GPU")
+TRAIN_FLAGS=("${SOLVER_FLAGS[@]}")
+[ -n "$JOBS" ] && TRAIN_FLAGS+=(--jobs "$JOBS")
+DATA_FLAGS=()
+[ -n "$DATA" ] && DATA_FLAGS=(--data "$DATA")
+
+# Should step $1 run, and with --force?
+FORCE=()
+selected() {
+    local step=$1 started=0 s
+    FORCE=()
+    if [ -n "$ONLY" ]; then [ "$step" = "$ONLY" ] && { FORCE=(--force); return 0; }; return 1; fi
+    if [ -n "$FROM" ]; then
+        for s in "${STEPS[@]}"; do
+            [ "$s" = "$FROM" ] && started=1
+            [ "$s" = "$step" ] && break
+        done
+        [ "$started" = 1 ] && { FORCE=(--force); return 0; }
+        return 1
+    fi
+    return 0
+}
+banner() { printf '\n=== %s: %s ===\n' "$1" "$2"; }
+
+# Set-up always runs: it takes a second when everything is in place.
+banner setup "system packages and .venv"
+bash scripts/setup.sh
+
+# The data must be there before anything long starts.
+$PY - "${DATA_FLAGS[@]}" <<'EOF' || exit 1
+import sys
+from common.paths import DataMissing, data_lists
+arg = sys.argv[2] if len(sys.argv) > 2 else None
+try:
+    train, test = data_lists(arg)
+except DataMissing as exc:
+    sys.exit(f"\n{exc}")
+print(f"data: {train.parent}")
+EOF
+
+if selected prototxt; then
+    banner prototxt "render model/<level>_<name>/*.prototxt from model/templates"
+    $PY -m model.generate "${SOLVER_FLAGS[@]}" --model-root "$MODEL" --hdf5-root "$HDF5"
+fi
+
+for L in 1 2 3; do
+    if selected "data$L"; then
+        banner "data$L" "level-$L training data (HDF5)"
+        if [ "$L" = 1 ]; then
+            $PY -m dataset.level1 "${DATA_FLAGS[@]}" --hdf5-root "$HDF5" "${FORCE[@]}"
+        else
+            $PY -m dataset.level$L "${DATA_FLAGS[@]}" --hdf5-root "$HDF5" --model "$MODEL" "${FORCE[@]}"
+        fi
+    fi
+    if selected "train$L"; then
+        banner "train$L" "level-$L nets trained by caffe"
+        $PY -m model.train --level "$L" --model-root "$MODEL" --hdf5-root "$HDF5" --log-dir "$LOGS" \
+            "${TRAIN_FLAGS[@]}" "${FORCE[@]}"
+        $PY -m common.caffelog --level "$L" --log-dir "$LOGS"
+    fi
+done
+
+if selected report; then
+    banner report "evaluation on the test list, report in $RESULT/"
+    $PY -m common.report "${DATA_FLAGS[@]}" --model "$MODEL" --out "$RESULT" --log-dir "$LOGS"
+fi
+echo
+echo "done."

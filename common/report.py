@@ -1,0 +1,181 @@
+"""The evaluation report in result/: error tables per level beside the published numbers,
+the training budget, histograms, loss curves and example images.
+
+    python -m common.report [--data DIR] [--model model/] [--out result/] [--log-dir log/]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common import caffelog
+from common.cascade import Cascade, ModelMissing, levels_available
+from common.evaluate import FAILURE, errors, histogram, summary
+from common.listfile import ListFileError, read_list
+from common.nets import NETS, POINTS
+from common.paths import DATA_ENV, LOG_DIR, MODEL_DIR, RESULT_DIR, DataMissing, data_lists, rel
+
+# SPEC.md section 3: mean error in % of box width on the CUHK test split.
+PUBLISHED = {
+    "paper, F1 alone": [1.40, 1.42, 1.64, 1.76, 1.80],
+    "paper, level 1": [1.28, 1.30, 1.40, 1.64, 1.67],
+    "paper, level 2": [0.97, 0.94, 1.17, 1.36, 1.38],
+    "paper, level 3": [0.90, 0.88, 1.17, 1.33, 1.33],
+    "luoyetx Caffe reimpl., level 1 (F1 only)": [2.21, 2.28, 2.99, 2.84, 2.89],
+    "luoyetx, level 2": [1.50, 1.47, 1.80, 1.94, 1.94],
+    "luoyetx, level 3": [1.34, 1.30, 1.70, 1.81, 1.84],
+}
+PUBLISHED_FAILURES = {
+    "paper, level 3 (read off its bar chart)": [0.8, 0.5, 0.4, 1.6, 1.7],
+    "luoyetx, level 3": [2.8, 2.7, 3.1, 4.9, 4.9],
+}
+
+
+def _row(name: str, values) -> str:
+    return f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |"
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}"
+
+
+def budget_rows(model: Path, log_dir: Path) -> list[str]:
+    rows = []
+    for spec in NETS:
+        log = Path(log_dir) / f"{spec.key}.log"
+        if not log.is_file():
+            continue
+        text = log.read_text(errors="replace")
+        parsed = caffelog.parse(text)
+        iters = max((r.iteration for r in parsed), default=0)
+        train = [r.train_loss for r in parsed if r.train_loss is not None]
+        test = [r.test_loss for r in parsed if r.test_loss is not None]
+        speed = caffelog.last_speed(text)
+        rows.append(f"| {spec.key} | {iters} | {caffelog.wall_seconds(text) / 60:.1f} | "
+                    f"{speed if speed else float('nan'):.1f} | "
+                    f"{train[-1] if train else float('nan'):.2e} | {test[-1] if test else float('nan'):.2e} |")
+    return rows
+
+
+def examples(faces, preds: np.ndarray, path: Path, n: int = 8) -> None:
+    """A strip of test faces: truth in green, prediction in red."""
+    tiles = []
+    for f, pr in zip(faces[:n], preds[:n]):
+        img = cv2.imread(str(f.image_path))
+        b = f.box.moved(scale=1.5)
+        s = 200.0 / b.width
+        crop = b.crop(img, 200, int(round(b.height * s)))
+        for pts, colour in ((f.points, (0, 200, 0)), (pr, (0, 0, 255))):
+            for x, y in pts:
+                cx, cy = (x - b.left) * s - 0.5, (y - b.top) * s - 0.5
+                cv2.circle(crop, (int(round(cx)), int(round(cy))), 3, colour, -1, cv2.LINE_AA)
+        tiles.append(cv2.resize(crop, (200, 200)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.hstack(tiles))
+
+
+def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit: int | None = None) -> Path:
+    list_path = data_lists(data)[1]
+    faces = read_list(list_path, limit)
+    levels = levels_available(model)
+    if levels == 0:
+        raise ModelMissing(f"no trained nets in {rel(model)}")
+    cascade = Cascade(model, levels=levels)
+    t0 = time.time()
+    preds = cascade.predict_samples(faces, levels)
+    secs = time.time() - t0
+    truth = np.stack([f.points for f in faces])
+    widths = np.array([f.box.width for f in faces])
+    errs = [errors(p, truth, widths) for p in preds]
+    results = {lv + 1: summary(e) for lv, e in enumerate(errs)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(
+        {"list": str(list_path.name), "faces": len(faces), "model": rel(model),
+         "levels": {str(k): v for k, v in results.items()}}, indent=1) + "\n")
+    for lv, e in enumerate(errs, 1):
+        histogram(e, out / f"level{lv}_test.png", f"level {lv} on {list_path.name} ({len(faces)} faces)")
+    examples(faces, preds[-1], out / "examples.png")
+    for lv in range(1, levels + 1):
+        page = caffelog.process_level(lv, log_dir)
+        if page is not None:
+            shutil.copyfile(page, out / f"loss_level{lv}.png")
+
+    head = "| | " + " | ".join(POINTS) + " |\n|---|" + "---|" * len(POINTS)
+    lines = [
+        "# Evaluation on the CUHK test split",
+        "",
+        f"{len(faces)} faces of `{list_path.name}`, model `{rel(model)}`, written by `python -m common.report` "
+        f"on {time.strftime('%Y-%m-%d')}. Error = distance to the true point / face box width; "
+        f"failure = error > {FAILURE:.2f}.",
+        "",
+        "## Mean error, % of box width",
+        "",
+        head,
+    ]
+    lines += [_row(f"**this project, level {lv}**", [100 * s[p]["mean_error"] for p in POINTS])
+              for lv, s in results.items()]
+    lines += [_row(k, v) for k, v in PUBLISHED.items()]
+    lines += ["", "## Failure rate, %", "", head]
+    lines += [_row(f"**this project, level {lv}**", [100 * s[p]["failure_rate"] for p in POINTS])
+              for lv, s in results.items()]
+    lines += [_row(k, v) for k, v in PUBLISHED_FAILURES.items()]
+    lines += ["", f"Mean over the five points: " + ", ".join(
+        f"level {lv} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)" for lv, s in results.items()),
+        "", f"Inference: {len(faces)} faces through {levels} levels in {secs:.1f} s "
+            f"({len(faces) / secs:.0f} faces/s, image loading included) on {_machine()}.", ""]
+    rows = budget_rows(model, log_dir)
+    if rows:
+        lines += ["## Training budget", "",
+                  f"Machine: {_machine()}; one single-threaded `caffe train` per core.", "",
+                  "| net | iterations | wall time, min | iter/s (last) | last train loss | last test loss |",
+                  "|---|---|---|---|---|---|", *rows, ""]
+    lines += ["## Figures", ""]
+    lines += [f"- `level{lv}_test.png`: per-point error histograms after level {lv}" for lv in results]
+    lines += ["- `examples.png`: test faces, truth green, prediction red"]
+    lines += [f"- `loss_level{lv}.png`: Caffe training and test loss per net" for lv in range(1, levels + 1)
+              if (out / f"loss_level{lv}.png").is_file()]
+    lines += ["", "## Reproduce", "", "```",
+              "./bootstrap.sh --data DIR            # set-up, data, training of all 23 nets, this report",
+              "python -m common.evaluate --level 3  # the tables alone, for any model folder (--model)",
+              "```", ""]
+    readme = out / "README.md"
+    readme.write_text("\n".join(lines))
+    return readme
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help=f"data set folder (default ${DATA_ENV} or dataset/train/)")
+    p.add_argument("--model", type=Path, default=MODEL_DIR)
+    p.add_argument("--out", type=Path, default=RESULT_DIR)
+    p.add_argument("--log-dir", type=Path, default=LOG_DIR)
+    p.add_argument("--limit", type=int, help="only the first N test faces")
+    args = p.parse_args(argv)
+    try:
+        readme = write_report(args.data, args.model, args.out, args.log_dir, args.limit)
+    except (DataMissing, ListFileError, FileNotFoundError, ModelMissing) as exc:
+        sys.exit(f"error: {exc}")
+    print(readme.read_text())
+    print(f"report: {rel(readme)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
