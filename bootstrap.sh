@@ -18,7 +18,9 @@ usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; cat <<EOF
 Options:
   --data DIR     data set folder (default \$DEEP_LANDMARK_DATA, else dataset/train/)
   --quick        committed sample (tests/data/sample), a few hundred iterations per net;
-                 everything goes to build/quick/ and leaves model/ alone
+                 everything goes to build/quick/ (or --out) and leaves model/ alone
+  --out DIR      put models, HDF5 files, logs and the report under DIR instead of
+                 model/, dataset/hdf5/, log/ and result/
   --only STEP    run (and redo) just this step
   --from STEP    run (and redo) this step and the ones after it
   --gpu N        train on GPU N (needs a GPU build of Caffe; the set-up installs the CPU one)
@@ -27,12 +29,13 @@ Options:
 EOF
 }
 
-DATA="${DEEP_LANDMARK_DATA:-}"; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""
+DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --data) DATA="${2:?--data needs a folder}"; shift 2 ;;
         --data=*) DATA="${1#*=}"; shift ;;
         --quick) QUICK=1; shift ;;
+        --out) OUT="${2:?--out needs a folder}"; shift 2 ;;
         --only) ONLY="${2:?--only needs a step}"; shift 2 ;;
         --from) FROM="${2:?--from needs a step}"; shift 2 ;;
         --gpu) GPU="${2:?--gpu needs a device number}"; shift 2 ;;
@@ -50,8 +53,11 @@ MODEL=model; HDF5=dataset/hdf5; LOGS=log; RESULT=result
 SOLVER_FLAGS=()   # model/config.py overrides, for the generator and the trainer
 if [ "$QUICK" = 1 ]; then
     DATA="${DATA:-tests/data/sample}"
-    MODEL=build/quick/model; HDF5=build/quick/hdf5; LOGS=build/quick/log; RESULT=build/quick/result
+    OUT="${OUT:-build/quick}"
     SOLVER_FLAGS+=(--quick)
+fi
+if [ -n "$OUT" ]; then
+    MODEL="$OUT/model"; HDF5="$OUT/hdf5"; LOGS="$OUT/log"; RESULT="$OUT/result"
 fi
 [ -n "$GPU" ] && SOLVER_FLAGS+=(--gpu "$GPU")
 TRAIN_FLAGS=("${SOLVER_FLAGS[@]}")

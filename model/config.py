@@ -33,8 +33,8 @@ class SolverSettings:
 # Per-level defaults (measured budgets: see README "Training budget").
 DEFAULTS = {
     1: SolverSettings(max_iter=60000, batch_size=64, snapshot=5000),
-    2: SolverSettings(max_iter=20000, batch_size=64, snapshot=5000),
-    3: SolverSettings(max_iter=20000, batch_size=64, snapshot=5000),
+    2: SolverSettings(max_iter=40000, batch_size=64, snapshot=10000),
+    3: SolverSettings(max_iter=40000, batch_size=64, snapshot=10000),
 }
 QUICK = {"max_iter": 300, "snapshot": 300, "test_interval": 100, "display": 50}
 
