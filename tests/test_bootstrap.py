@@ -1,0 +1,34 @@
+"""./bootstrap.sh --quick: the whole pipeline (set-up, prototxt, data, Caffe training of all 23
+nets, level-2/3 data from the previous levels' predictions, report) on the committed sample."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from common.nets import NETS
+from common.paths import ROOT
+
+
+def test_quick_pipeline_end_to_end(tmp_path):
+    out = tmp_path / "quick"
+    run = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for spec in NETS:
+        assert (out / "model" / spec.key / "weights.caffemodel").stat().st_size > 1000
+        assert (out / "log" / f"{spec.key}.csv").is_file()
+    for level in (1, 2, 3):
+        assert (out / "log" / f"level{level}.png").is_file()
+        assert (out / "result" / f"level{level}_test.png").is_file()
+    report = json.loads((out / "result" / "evaluation.json").read_text())
+    assert set(report["levels"]) == {"1", "2", "3"}
+    means = [report["levels"][k]["mean_error"] for k in "123"]
+    assert all(0 < m < 0.2 for m in means), means
+    assert "| **this project, level 3** |" in (out / "result" / "README.md").read_text()
+
+    # A second run finds everything done and says so.
+    again = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("trained already") == len(NETS)
+    assert "complete, skipped" in again.stdout
