@@ -1,7 +1,7 @@
 """Level-2 training data: 15x15 patches (half-size 0.16 and 0.18 of the face box) centred on
 level 1's estimates, for the ten nets LE21 ... RM22.
 
-    python -m dataset.level2 [--data DIR] [--model model/] [--variants 10] [--force]
+    python -m dataset.level2 [--data DIR] [--model model/] [--variants 20] [--force]
 """
 from __future__ import annotations
 

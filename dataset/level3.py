@@ -1,7 +1,7 @@
 """Level-3 training data: 15x15 patches (half-size 0.11 and 0.12 of the face box) centred on
 level 2's estimates, for the ten nets LE31 ... RM32.
 
-    python -m dataset.level3 [--data DIR] [--model model/] [--variants 10] [--force]
+    python -m dataset.level3 [--data DIR] [--model model/] [--variants 20] [--force]
 """
 from __future__ import annotations
 

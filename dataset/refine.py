@@ -21,7 +21,7 @@ from dataset.common_args import load_faces, parser
 
 
 def main(level: int, doc: str, jitter: Jitter, argv=None) -> int:
-    p = parser(doc, variants=10)
+    p = parser(doc, variants=20)
     p.add_argument("--model", type=Path, default=MODEL_DIR,
                    help=f"where the trained levels 1..{level - 1} are (default model/)")
     args = p.parse_args(argv)
