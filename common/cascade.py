@@ -98,10 +98,14 @@ class Cascade:
         return np.stack([b.to_absolute(r) for b, r in zip(boxes, rel_out)])
 
     # --- levels -------------------------------------------------------------------------
-    def level1(self, grays: Sequence[np.ndarray], faces: Sequence[Box]) -> np.ndarray:
+    def level1(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
+               nets: Sequence[str] | None = None) -> np.ndarray:
+        """Mean of the level-1 nets' estimates per point (`nets`: only these, e.g. ["F1"])."""
         total = np.zeros((len(faces), len(POINTS), 2))
         count = np.zeros(len(POINTS))
         for spec in of_level(1):
+            if nets is not None and spec.name not in nets:
+                continue
             crops = [crop_box(spec, f) for f in faces]
             total[:, list(spec.point_indices)] += self._run(spec, grays, crops)
             count[list(spec.point_indices)] += 1

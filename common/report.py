@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from common import caffelog
-from common.cascade import Cascade, ModelMissing, levels_available
-from common.evaluate import FAILURE, errors, histogram, summary
-from common.listfile import ListFileError, read_list
+from common.cascade import ModelMissing, levels_available
+from common.evaluate import FAILURE, evaluate, histogram
+from common.listfile import ListFileError
 from common.nets import NETS, POINTS
 from common.paths import DATA_ENV, LOG_DIR, MODEL_DIR, RESULT_DIR, DataMissing, data_lists, rel
 
@@ -38,6 +38,10 @@ PUBLISHED_FAILURES = {
     "paper, level 3 (read off its bar chart)": [0.8, 0.5, 0.4, 1.6, 1.7],
     "luoyetx, level 3": [2.8, 2.7, 3.1, 4.9, 4.9],
 }
+
+
+def _name(key: str) -> str:
+    return "F1 alone" if key == "F1" else f"level {key}"
 
 
 def _row(name: str, values) -> str:
@@ -93,24 +97,18 @@ def examples(faces, preds: np.ndarray, path: Path, n: int = 8) -> None:
 
 def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit: int | None = None) -> Path:
     list_path = data_lists(data)[1]
-    faces = read_list(list_path, limit)
     levels = levels_available(model)
     if levels == 0:
         raise ModelMissing(f"no trained nets in {rel(model)}")
-    cascade = Cascade(model, levels=levels)
     t0 = time.time()
-    preds = cascade.predict_samples(faces, levels)
+    results, errs, faces, preds = evaluate(list_path, levels, model, limit)
     secs = time.time() - t0
-    truth = np.stack([f.points for f in faces])
-    widths = np.array([f.box.width for f in faces])
-    errs = [errors(p, truth, widths) for p in preds]
-    results = {lv + 1: summary(e) for lv, e in enumerate(errs)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(
         {"list": str(list_path.name), "faces": len(faces), "model": rel(model),
-         "levels": {str(k): v for k, v in results.items()}}, indent=1) + "\n")
-    for lv, e in enumerate(errs, 1):
-        histogram(e, out / f"level{lv}_test.png", f"level {lv} on {list_path.name} ({len(faces)} faces)")
+          "levels": results}, indent=1) + "\n")
+    for lv in range(1, levels + 1):
+        histogram(errs[str(lv)], out / f"level{lv}_test.png", f"level {lv} on {list_path.name} ({len(faces)} faces)")
     examples(faces, preds[-1], out / "examples.png")
     for lv in range(1, levels + 1):
         page = caffelog.process_level(lv, log_dir)
@@ -129,15 +127,15 @@ def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit:
         "",
         head,
     ]
-    lines += [_row(f"**this project, level {lv}**", [100 * s[p]["mean_error"] for p in POINTS])
+    lines += [_row(f"**this project, {_name(lv)}**", [100 * s[p]["mean_error"] for p in POINTS])
               for lv, s in results.items()]
     lines += [_row(k, v) for k, v in PUBLISHED.items()]
     lines += ["", "## Failure rate, %", "", head]
-    lines += [_row(f"**this project, level {lv}**", [100 * s[p]["failure_rate"] for p in POINTS])
+    lines += [_row(f"**this project, {_name(lv)}**", [100 * s[p]["failure_rate"] for p in POINTS])
               for lv, s in results.items()]
     lines += [_row(k, v) for k, v in PUBLISHED_FAILURES.items()]
     lines += ["", f"Mean over the five points: " + ", ".join(
-        f"level {lv} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)" for lv, s in results.items()),
+        f"{_name(lv)} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)" for lv, s in results.items()),
         "", f"Inference: {len(faces)} faces through {levels} levels in {secs:.1f} s "
             f"({len(faces) / secs:.0f} faces/s, image loading included) on {_machine()}.", ""]
     rows = budget_rows(model, log_dir)
@@ -147,7 +145,7 @@ def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit:
                   "| net | iterations | wall time, min | iter/s (last) | last train loss | last test loss |",
                   "|---|---|---|---|---|---|", *rows, ""]
     lines += ["## Figures", ""]
-    lines += [f"- `level{lv}_test.png`: per-point error histograms after level {lv}" for lv in results]
+    lines += [f"- `level{lv}_test.png`: per-point error histograms after level {lv}" for lv in range(1, levels + 1)]
     lines += ["- `examples.png`: test faces, truth green, prediction red"]
     lines += [f"- `loss_level{lv}.png`: Caffe training and test loss per net" for lv in range(1, levels + 1)
               if (out / f"loss_level{lv}.png").is_file()]

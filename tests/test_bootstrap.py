@@ -21,7 +21,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
         assert (out / "log" / f"level{level}.png").is_file()
         assert (out / "result" / f"level{level}_test.png").is_file()
     report = json.loads((out / "result" / "evaluation.json").read_text())
-    assert set(report["levels"]) == {"1", "2", "3"}
+    assert set(report["levels"]) == {"F1", "1", "2", "3"}
     means = [report["levels"][k]["mean_error"] for k in "123"]
     assert all(0 < m < 0.2 for m in means), means
     assert "| **this project, level 3** |" in (out / "result" / "README.md").read_text()
