@@ -78,6 +78,31 @@ def diverged(rows: list[Row], limit: float = 1e3) -> str | None:
     return None
 
 
+_STAMP = re.compile(r"^[IWEF](\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2}\.\d+)")
+
+
+def wall_seconds(text: str) -> float:
+    """Training time in a log: first to last glog time stamp of each run, summed over the
+    runs appended to it (a resumed run adds a segment)."""
+    total, first, last = 0.0, None, None
+
+    def secs(m) -> float:
+        return ((int(m.group(2)) * 24 + int(m.group(3))) * 60 + int(m.group(4))) * 60 + float(m.group(5))
+
+    for line in text.splitlines():
+        if line.startswith("# deep-landmark:"):
+            if first is not None and last is not None:
+                total += max(0.0, last - first)
+            first = last = None
+        elif m := _STAMP.match(line):
+            s = secs(m)
+            first = s if first is None else first
+            last = s
+    if first is not None and last is not None:
+        total += max(0.0, last - first)
+    return total
+
+
 def write_csv(rows: list[Row], path: Path) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -180,27 +205,3 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-
-_STAMP = re.compile(r"^[IWEF](\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2}\.\d+)")
-
-
-def wall_seconds(text: str) -> float:
-    """Training time in a log: first to last glog time stamp of each run, summed over the
-    runs appended to it (a resumed run adds a segment)."""
-    total, first, last = 0.0, None, None
-
-    def secs(m) -> float:
-        return ((int(m.group(2)) * 24 + int(m.group(3))) * 60 + int(m.group(4))) * 60 + float(m.group(5))
-
-    for line in text.splitlines():
-        if line.startswith("# deep-landmark:"):
-            if first is not None and last is not None:
-                total += max(0.0, last - first)
-            first = last = None
-        elif m := _STAMP.match(line):
-            s = secs(m)
-            first = s if first is None else first
-            last = s
-    if first is not None and last is not None:
-        total += max(0.0, last - first)
-    return total

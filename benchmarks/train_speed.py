@@ -1,0 +1,150 @@
+"""Caffe training speed (iterations/s and samples/s) of F1 and a 15x15 net on random data.
+
+    .venv/bin/python benchmarks/train_speed.py                  # F1 and LE21, default lengths
+    .venv/bin/python benchmarks/train_speed.py --iters 50       # a quick check that it runs
+    .venv/bin/python benchmarks/train_speed.py --nets F1 EN1 LE21 RM32
+
+For each net, three set-ups:
+  1x1t  one `caffe train`, OPENBLAS_NUM_THREADS=1
+  2x1t  two `caffe train` at once, each OPENBLAS_NUM_THREADS=1 (per process, and both together)
+  1x2t  one `caffe train`, OPENBLAS_NUM_THREADS=2
+Speed is measured between Caffe's progress lines (glog time stamps), so start-up and the
+final snapshot do not count. Run it on an otherwise idle machine: other processes skew it.
+Everything goes to a temporary folder that is removed afterwards (--keep keeps it).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import hdf5data  # noqa: E402
+from common.nets import NetSpec, by_name  # noqa: E402
+from model.config import settings_for  # noqa: E402
+from model.generate import render_net  # noqa: E402
+
+# Default iterations per net shape: roughly a minute each on one core of a 2020s CPU.
+DEFAULT_ITERS = {"S0": 1500, "S1": 1500, "S2": 10000}
+SAMPLES = 2000   # random training samples per net (Caffe loops over them)
+SETUPS = (("1x1t", 1, 1), ("2x1t", 2, 1), ("1x2t", 1, 2))   # name, processes, BLAS threads each
+
+# glog: "I1128 08:56:10.124317  5109 solver.cpp:239] Iteration 3900 (27.86 iter/s, ...), loss = ..."
+RE_DISPLAY = re.compile(r"^I\d{4} (\d{2}):(\d{2}):(\d{2}\.\d+) .*\] Iteration (\d+) \(")
+
+
+def random_data(spec: NetSpec, hdf5_root: Path, rng: np.random.Generator) -> None:
+    folder = hdf5_root / spec.key
+    x = rng.standard_normal((SAMPLES, 1, spec.height, spec.width)).astype(np.float32)
+    y = rng.uniform(0.0, 1.0, (SAMPLES, spec.n_outputs)).astype(np.float32)
+    hdf5data.write(folder / "train.h5", x, y)
+    hdf5data.write(folder / "test.h5", x[:100], y[:100])
+    hdf5data.write_meta(folder, train=SAMPLES, test=100)
+
+
+def speed(log_text: str) -> float | None:
+    """Iterations per second between the first progress line after iteration 0 and the last."""
+    points = []
+    for line in log_text.splitlines():
+        if m := RE_DISPLAY.match(line):
+            h, mi, s, it = m.groups()
+            points.append((int(it), int(h) * 3600 + int(mi) * 60 + float(s)))
+    points = [p for p in points if p[0] > 0]
+    if len(points) < 2:
+        return None
+    (i0, t0), (i1, t1) = points[0], points[-1]
+    dt = t1 - t0 if t1 >= t0 else t1 + 86400 - t0   # past midnight
+    return (i1 - i0) / dt if dt > 0 else None
+
+
+def run_setup(spec: NetSpec, iters: int, processes: int, threads: int, work: Path, hdf5_root: Path,
+              caffe: str) -> list[float]:
+    """Iterations/s of each of `processes` simultaneous `caffe train` runs."""
+    # Caffe insists on a test interval when the net has a test phase: one test, at the end.
+    settings = replace(settings_for(spec.level), max_iter=iters, display=max(1, iters // 10),
+                       snapshot=0, test_interval=iters)
+    procs = []
+    for i in range(processes):
+        model_root = work / f"{spec.key}_{processes}x{threads}t_{i}"
+        folder = render_net(spec, settings, model_root, hdf5_root)
+        log = open(model_root / "caffe.log", "w")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), GLOG_logtostderr="1")
+        procs.append((subprocess.Popen([caffe, "train", f"--solver={folder / 'solver.prototxt'}"], cwd=ROOT,
+                                       stdout=log, stderr=subprocess.STDOUT, env=env), log, model_root))
+    rates = []
+    for proc, log, model_root in procs:
+        rc = proc.wait()
+        log.close()
+        text = (model_root / "caffe.log").read_text(errors="replace")
+        if rc != 0:
+            sys.exit(f"error: caffe failed (exit {rc}) for {spec.key}; its log:\n{text[-2000:]}")
+        rate = speed(text)
+        if rate is None:
+            sys.exit(f"error: too few progress lines in {model_root / 'caffe.log'}; use more --iters")
+        rates.append(rate)
+    return rates
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", nargs="+", default=["F1", "LE21"], help="nets to measure (default F1 LE21)")
+    p.add_argument("--iters", type=int, help="iterations per run (default: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + " by net shape)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (prototxt, logs)")
+    args = p.parse_args(argv)
+    caffe = shutil.which("caffe")
+    if caffe is None:
+        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    try:
+        specs = [by_name(n) for n in args.nets]
+    except KeyError as exc:
+        p.error(str(exc.args[0]))
+    if args.iters is not None and args.iters < 20:
+        p.error("--iters must be at least 20 (speed is measured between progress lines)")
+    work = Path(tempfile.mkdtemp(prefix="train_speed_"))
+    load = os.getloadavg()[0]
+    print(f"cores: {os.cpu_count()}, load average before: {load:.2f}"
+          + ("  (busy machine: numbers will be low)" if load > 0.5 else ""))
+    rows = []
+    try:
+        rng = np.random.default_rng(0)
+        for spec in specs:
+            random_data(spec, work / "hdf5", rng)
+            iters = args.iters or DEFAULT_ITERS[spec.shape]
+            batch = settings_for(spec.level).batch_size
+            for name, procs, threads in SETUPS:
+                t0 = time.time()
+                print(f"{spec.name}: {name}, {iters} iterations ...", end=" ", flush=True)
+                rates = run_setup(spec, iters, procs, threads, work, work / "hdf5", caffe)
+                print(f"{time.time() - t0:.0f} s", flush=True)
+                per = float(np.mean(rates))
+                rows.append((spec.name, f"{spec.height}x{spec.width}", name, batch, per, per * batch,
+                             sum(rates) * batch))
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    head = f"{'net':<6}{'input':>7}{'setup':>7}{'batch':>7}{'iter/s':>10}{'samples/s':>11}{'total samples/s':>17}"
+    print(head)
+    print("-" * len(head))
+    for net, size, name, batch, per, samples, total in rows:
+        print(f"{net:<6}{size:>7}{name:>7}{batch:>7}{per:>10.1f}{samples:>11.0f}{total:>17.0f}")
+    print("\niter/s and samples/s are per process; total = all processes of the set-up together.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Shared fixtures. Caffe training is the slow part, so the level-1 data is built once and the
+three level-1 nets are trained once per test session (scope="session"); every test that needs
+a trained net or a real Caffe log uses those."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from common.listfile import read_list
+from common.paths import ROOT, SAMPLE_DATA, TEST_LIST, TRAIN_LIST
+
+OUTPUT = ROOT / "tests" / "output"   # artifacts of the last run (gitignored): logs, plots, JSON
+VARIANTS = 3                          # training samples per face in the session's level-1 data
+TRAIN_ITERS = 300                     # iterations of each session-trained level-1 net
+
+
+def run_module(module: str, *args, timeout: float = 240, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m module args` from the project root, output captured; with `check`, a failure
+    shows the command and its output."""
+    cmd = [sys.executable, "-m", module, *map(str, args)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+                    f"\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def save_artifact(path: Path, name: str | None = None) -> Path:
+    """Copy a file into tests/output/ for a person to look at after the run."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    dest = OUTPUT / (name or Path(path).name)
+    shutil.copyfile(path, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    for name in (TRAIN_LIST, TEST_LIST):
+        assert (SAMPLE_DATA / name).is_file(), f"missing {SAMPLE_DATA / name}; run scripts/make_sample.py"
+    return SAMPLE_DATA
+
+
+@pytest.fixture(scope="session")
+def train_faces(sample_dir):
+    return read_list(sample_dir / TRAIN_LIST)
+
+
+@pytest.fixture(scope="session")
+def test_faces(sample_dir):
+    return read_list(sample_dir / TEST_LIST)
+
+
+@pytest.fixture(scope="session")
+def level1_hdf5(tmp_path_factory, sample_dir) -> Path:
+    """Level-1 HDF5 files of the sample, built by the real command line."""
+    root = tmp_path_factory.mktemp("hdf5")
+    run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", root, "--variants", VARIANTS)
+    return root
+
+
+@dataclass
+class Trained:
+    model_root: Path
+    hdf5_root: Path
+    log_dir: Path
+    stdout: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def trained_level1(tmp_path_factory, level1_hdf5) -> Trained:
+    """F1, EN1 and NM1 trained briefly by `python -m model.train` (real `caffe train`).
+    --quick logs the loss every 50 iterations and tests every 100."""
+    work = tmp_path_factory.mktemp("trained")
+    model_root, log_dir = work / "model", work / "log"
+    t0 = time.time()
+    proc = run_module("model.train", "--nets", "F1", "EN1", "NM1", "--quick", "--iters", TRAIN_ITERS,
+                      "--model-root", model_root, "--hdf5-root", level1_hdf5, "--log-dir", log_dir,
+                      timeout=600)
+    seconds = time.time() - t0
+    for log in sorted(log_dir.glob("*.log")):
+        save_artifact(log)
+    return Trained(model_root, level1_hdf5, log_dir, proc.stdout, seconds)
