@@ -178,7 +178,8 @@ def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
             with lock:
                 running.discard(t)
                 outcomes.append(out)
-            print(f"[{out.key}] {'done' if out.ok else 'FAILED'}: {out.message} ({out.seconds / 60:.1f} min)", flush=True)
+            state = "done" if out.ok else "stopped" if stop.is_set() else "FAILED"
+            print(f"[{out.key}] {state}: {out.message} ({out.seconds / 60:.1f} min)", flush=True)
 
     jobs = max(1, min(args.jobs, len(trainers)))
     print(f"training {len(trainers)} nets, {jobs} at a time, {args.threads} BLAS thread(s) each")
@@ -240,7 +241,7 @@ def main(argv=None) -> int:
     for o in restarted:
         print(f"note: {o.key} was restarted {o.restarts} time(s) after diverging")
     if failed:
-        print("failed: " + ", ".join(f"{o.key} ({o.message})" for o in failed))
+        print("not finished: " + ", ".join(f"{o.key} ({o.message})" for o in failed))
         return 1
     return 0
 

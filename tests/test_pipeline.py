@@ -178,7 +178,7 @@ def test_diverged_net_restarts_with_new_seed_then_gives_up(tmp_path, level1_hdf5
     seed = settings_for(1).seed
     assert f"restarting from scratch with seed {seed + 1000} (1/1)" in out, out
     assert "giving up" in out and "diverged" in out
-    assert "failed: 1_F1" in out
+    assert "[1_F1] FAILED: diverged" in out and "not finished: 1_F1" in out
     runs = segments(log_dir / "1_F1.log")
     assert len(runs) == 2  # the first run and exactly --retries restarts
     assert f"(seed {seed}," in runs[0].splitlines()[0] and f"(seed {seed + 1000}," in runs[1].splitlines()[0]
