@@ -119,16 +119,14 @@ class FaceDetector:
         if scale < 1.0:
             small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)
-            scale = small.shape[1] / w
+        # A rectangle's x is its left edge + 0.5 in box.py's convention (pixel centres at
+        # integers), so edges scale back as plain multiples.
+        kx, ky = w / small.shape[1], h / small.shape[0]
         s = self.settings
         found = self.classifier.detectMultiScale(small, scaleFactor=s.scale_factor,
                                                  minNeighbors=s.min_neighbors,
                                                  minSize=(s.min_size, s.min_size))
-
-        def back(v: float) -> float:  # shrunk -> full pixels, pixel centres at integers
-            return (v + 0.5) / scale - 0.5 if scale < 1.0 else v
-
-        return [Box(back(x), back(x + bw), back(y), back(y + bh))
+        return [Box(x * kx, (x + bw) * kx, y * ky, (y + bh) * ky)
                 for x, y, bw, bh in (map(float, r) for r in found)]
 
     def detect(self, gray: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> list[Box]:
@@ -166,12 +164,16 @@ class Face:
                        for name, (x, y) in zip(POINTS, self.points)},
         }
 
-    def scaled(self, factor: float) -> "Face":
-        """The same face in an image `factor` times as large (pixel centres at integers)."""
-        def f(v):
-            return (np.asarray(v, dtype=np.float64) + 0.5) * factor - 0.5
+    def scaled(self, fx: float, fy: float | None = None) -> "Face":
+        """The same face in an image fx times as wide and fy times as high (pixel centres at
+        integers)."""
+        fy = fx if fy is None else fy
+
+        def f(v, k):
+            return (np.asarray(v, dtype=np.float64) + 0.5) * k - 0.5
         b = self.box
-        return Face(Box(*(float(f(v)) for v in b.as_tuple())), f(self.points))
+        box = Box(float(f(b.left, fx)), float(f(b.right, fx)), float(f(b.top, fy)), float(f(b.bottom, fy)))
+        return Face(box, np.column_stack((f(self.points[:, 0], fx), f(self.points[:, 1], fy))))
 
 
 def find_landmarks(image: np.ndarray, cascade, detector: FaceDetector,

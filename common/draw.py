@@ -17,7 +17,7 @@ def draw_faces(image: np.ndarray, faces: Sequence, labels: bool = True) -> np.nd
     """A BGR copy of `image` with each face's box and points drawn; sizes follow the image."""
     out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
     scale = max(out.shape[:2]) / 500.0
-    thick = max(1, round(2 * scale))
+    thick = max(2, round(2 * scale))
     radius = max(2, round(3 * scale))
     for face in faces:
         b = face.box

@@ -1,0 +1,102 @@
+"""`python -m common.predict` on real photos, a photo without a face, bad files and a video."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+
+from conftest import run_module
+from landmark_photos import (ONE_FACE, as_box, check_face, listed, mean_error, no_face,
+                             one_face_path, two_faces)
+
+
+def test_predict_json_on_real_photos(tmp_path):
+    pair, boxes = two_faces()
+    cv2.imwrite(str(tmp_path / "pair.png"), pair)
+    proc = run_module("common.predict", one_face_path(), tmp_path / "pair.png", "--json")
+    results = json.loads(proc.stdout)
+    assert [r["file"] for r in results] == [str(one_face_path()), str(tmp_path / "pair.png")]
+
+    one = results[0]
+    assert (one["width"], one["height"]) == (250, 250)
+    assert len(one["faces"]) == 1
+    face = one["faces"][0]
+    box = as_box(face["box"])
+    truth = listed(ONE_FACE)
+    assert box.iou(truth.box) > 0.6
+    check_face(box, face["points"])
+    assert mean_error(face["points"], truth.points, truth.box) < 0.12
+
+    two = results[1]
+    assert (two["width"], two["height"]) == (500, 250)
+    assert len(two["faces"]) >= 2
+    for b in boxes:
+        best = max(two["faces"], key=lambda f: as_box(f["box"]).iou(b))
+        assert as_box(best["box"]).iou(b) > 0.6
+        check_face(as_box(best["box"]), best["points"])
+
+
+def test_predict_writes_drawn_images_and_reports_no_face(tmp_path):
+    cv2.imwrite(str(tmp_path / "noface.jpg"), no_face())
+    out = tmp_path / "out"
+    proc = run_module("common.predict", one_face_path(), tmp_path / "noface.jpg", "--out", out)
+    assert "1 face" in proc.stdout and "LE (" in proc.stdout
+    assert "noface.jpg (500x120): no face found" in proc.stdout
+    drawn = cv2.imread(str(out / one_face_path().name))
+    original = cv2.imread(str(one_face_path()))
+    assert drawn.shape == original.shape
+    # Box and points are drawn: many pixels changed, and the changed ones turned greener.
+    changed = np.abs(drawn.astype(int) - original.astype(int)).max(axis=2) > 60
+    assert changed.sum() > 300
+    greener = drawn[changed][:, 1].astype(int) - original[changed][:, 1].astype(int)
+    assert np.median(greener) > 30
+    assert (out / "noface.jpg").is_file()
+
+
+def test_predict_unreadable_files(tmp_path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"this is not a picture")
+    proc = run_module("common.predict", junk, tmp_path / "missing.png", one_face_path(), check=False)
+    assert proc.returncode == 0, "one file could be processed"
+    assert f"cannot read {junk}: not an image" in proc.stderr
+    assert "missing.png: no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = run_module("common.predict", junk, "--json", check=False)
+    assert proc.returncode == 1, "nothing could be processed"
+    assert json.loads(proc.stdout) == [{"file": str(junk), "error": "not an image OpenCV can read"}]
+
+
+def test_predict_missing_model_is_a_clear_message(tmp_path):
+    proc = run_module("common.predict", one_face_path(), "--model", tmp_path / "empty", check=False)
+    assert proc.returncode == 1
+    assert "lacks level 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_video_frame_by_frame(tmp_path):
+    face = cv2.imread(str(one_face_path()))
+    # Five frames of a face moving right, then one without a face.
+    frames = [np.roll(face, 6 * i, axis=1) for i in range(5)] + [cv2.resize(no_face(), (250, 250))]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (250, 250))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+    out = tmp_path / "out"
+    proc = run_module("common.predict", video, "--json", "--out", out)
+    (result,) = json.loads(proc.stdout)
+    assert len(result["frames"]) == 6 and result["fps"] == 10
+    for i, frame in enumerate(result["frames"][:5]):
+        assert len(frame["faces"]) == 1, f"frame {i}"
+        face = frame["faces"][0]
+        check_face(as_box(face["box"]), face["points"])
+        assert abs(face["points"]["N"][0] - (result["frames"][0]["faces"][0]["points"]["N"][0] + 6 * i)) < 6
+    assert result["frames"][5]["faces"] == []
+    written = cv2.VideoCapture(str(out / "clip.mp4"))
+    count = 0
+    while written.read()[0]:
+        count += 1
+    written.release()
+    assert count == 6

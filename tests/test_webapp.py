@@ -1,0 +1,198 @@
+"""The web app through Flask's test client: real photos, a photo without a face, and every kind
+of bad upload (too large, not an image, truncated, corrupt, unsupported, decompression bomb)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from landmark_photos import (ONE_FACE, as_box, check_face, encode, listed, mean_error, no_face,
+                             read, two_faces)
+from webapp.app import create_app
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def post(client, data: bytes | None, filename: str = "photo.jpg", field: str = "image"):
+    form = {} if data is None else {field: (io.BytesIO(data), filename)}
+    return client.post("/api/landmarks", data=form, content_type="multipart/form-data")
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of width x height black pixels: a few hundred KB at most, but
+    width*height bytes once decoded to 8 bits."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    row = b"\x00" * (1 + (width + 7) // 8)
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row * 1000) for _ in range(height // 1000)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_health_and_page(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json["status"] == "ok" and r.json["levels"] >= 1
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="image-input"' in html and 'id="result-canvas"' in html and "app.js" in html
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_one_real_face(client):
+    r = post(client, encode(read(ONE_FACE)))
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert (body["width"], body["height"]) == (250, 250)
+    assert body["time_ms"]["total"] > 0
+    (face,) = body["faces"]
+    assert list(face["points"]) == ["LE", "RE", "N", "LM", "RM"]
+    truth = listed(ONE_FACE)
+    box = as_box(face["box"])
+    assert box.iou(truth.box) > 0.6
+    check_face(box, face["points"])
+    assert mean_error(face["points"], truth.points, truth.box) < 0.12
+
+
+def test_two_faces_png(client):
+    img, boxes = two_faces()
+    r = post(client, encode(img, ".png"), "pair.png")
+    assert r.status_code == 200, r.json
+    assert (r.json["width"], r.json["height"]) == (500, 250)
+    faces = r.json["faces"]
+    assert len(faces) >= 2
+    for b in boxes:
+        best = max(faces, key=lambda f: as_box(f["box"]).iou(b))
+        assert as_box(best["box"]).iou(b) > 0.6
+        check_face(as_box(best["box"]), best["points"])
+
+
+def test_photo_without_a_face(client):
+    r = post(client, encode(no_face()))
+    assert r.status_code == 200
+    assert r.json["faces"] == [] and (r.json["width"], r.json["height"]) == (500, 120)
+
+
+def test_exif_orientation_is_applied(client):
+    """A phone photo stored sideways with orientation 6 (rotate 90 degrees clockwise to show):
+    the points refer to the upright photo."""
+    upright = cv2.cvtColor(read(ONE_FACE), cv2.COLOR_BGR2RGB)
+    pad = np.zeros((250, 100, 3), np.uint8)  # make it non-square so a swap shows
+    upright = np.hstack([upright, pad])
+    stored = Image.fromarray(np.rot90(upright, 1).copy())  # 90 degrees counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif)
+    r = post(client, buf.getvalue())
+    assert r.status_code == 200, r.json
+    assert (r.json["width"], r.json["height"]) == (350, 250)
+    (face,) = r.json["faces"]
+    assert as_box(face["box"]).iou(listed(ONE_FACE).box) > 0.6
+    check_face(as_box(face["box"]), face["points"])
+
+
+def test_large_jpeg_is_decoded_reduced_and_mapped_back(client):
+    small = post(client, encode(read(ONE_FACE))).json["faces"][0]
+    big = cv2.resize(read(ONE_FACE), (4000, 4000), interpolation=cv2.INTER_CUBIC)
+    r = post(client, encode(big))
+    assert r.status_code == 200, r.json
+    assert (r.json["width"], r.json["height"]) == (4000, 4000)
+    (face,) = r.json["faces"]
+    k = 4000 / 250
+    expected = {p: [(x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5] for p, (x, y) in small["points"].items()}
+    for p, (x, y) in face["points"].items():
+        # within 3% of the face width of the 250 px photo's answer, scaled up
+        assert abs(x - expected[p][0]) < 0.03 * 77 * k and abs(y - expected[p][1]) < 0.03 * 77 * k, p
+
+
+def test_upload_over_the_limit_is_413(client):
+    r = post(client, b"\xff\xd8\xff" + b"\0" * (10 * 1024 * 1024 + 10))
+    assert r.status_code == 413
+    assert "10 MB" in r.json["error"]
+
+
+def test_upload_limit_is_configurable():
+    small_app = create_app(max_upload_mb=0.5)
+    img = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    data = encode(img, ".png")
+    assert len(data) > 512 * 1024
+    r = post(small_app.test_client(), data, "noise.png")
+    assert r.status_code == 413 and "0.5 MB" in r.json["error"]
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("text", b"hello, this is a text file\n" * 20, "not an image"),
+    ("empty", b"", "empty"),
+    ("truncated jpeg", None, "truncated"),
+    ("truncated png", None, "truncated"),
+    ("corrupt jpeg", None, "corrupt"),
+    ("header only jpeg", None, "truncated"),
+    ("unsupported ppm", None, "unsupported image format PPM"),
+])
+def test_bad_images_are_400(client, name, data, words):
+    photo = read(ONE_FACE)
+    jpg, png = encode(photo), encode(photo, ".png")
+    if name == "truncated jpeg":
+        data = jpg[:len(jpg) // 2]
+    elif name == "truncated png":
+        data = png[:len(png) // 2]
+    elif name == "corrupt jpeg":
+        broken = bytearray(jpg)
+        broken[len(jpg) // 2:len(jpg) // 2 + 300] = b"\xff" * 300
+        data = bytes(broken)
+    elif name == "header only jpeg":
+        data = jpg[:100]
+    elif name == "unsupported ppm":
+        data = encode(photo, ".ppm")
+    r = post(client, data, "upload.bin")
+    assert r.status_code == 400, (name, r.json)
+    assert r.is_json and words in r.json["error"], r.json
+    # The worker keeps serving.
+    ok = post(client, jpg)
+    assert ok.status_code == 200 and len(ok.json["faces"]) == 1
+
+
+@pytest.mark.parametrize("size, words", [(30000, "decompression bomb"), (12000, "over the limit")])
+def test_decompression_bomb_is_refused_without_decoding(client, monkeypatch, size, words):
+    data = png_bomb(size, size)
+    assert len(data) < 200_000
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append("cv2") or None)
+    r = post(client, data, "bomb.png")
+    assert r.status_code == 400 and words in r.json["error"], r.json
+    assert decoded == [], "the bomb was decoded"
+
+
+def test_missing_field_and_wrong_method(client):
+    r = post(client, encode(read(ONE_FACE)), field="photo")
+    assert r.status_code == 400 and "'image'" in r.json["error"]
+    r = client.get("/api/landmarks")
+    assert r.status_code == 405 and "error" in r.json
+    r = client.get("/nothing-here")
+    assert r.status_code == 404 and "error" in r.json
+
+
+def test_missing_model_answers_503(tmp_path):
+    broken = create_app(model=tmp_path / "no-model")
+    c = broken.test_client()
+    r = c.get("/healthz")
+    assert r.status_code == 503 and "lacks level 1" in r.json["error"]
+    r = post(c, encode(read(ONE_FACE)))
+    assert r.status_code == 503
