@@ -20,6 +20,13 @@ import cv2
 import numpy as np
 
 
+def scale_points(points, fx: float, fy: float) -> np.ndarray:
+    """Points (N, 2) in an image resized fx times wider and fy times higher (pixel centres at
+    integers, as cv2.resize maps them)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return np.column_stack(((pts[:, 0] + 0.5) * fx - 0.5, (pts[:, 1] + 0.5) * fy - 0.5))
+
+
 @dataclass(frozen=True)
 class Box:
     left: float
@@ -81,6 +88,11 @@ class Box:
         cx += dx * self.width
         cy += dy * self.height
         return Box.around(cx, cy, scale * self.width / 2.0, scale * self.height / 2.0)
+
+    def scaled(self, fx: float, fy: float) -> "Box":
+        """This box in the image resized fx times wider and fy times higher."""
+        (l, t), (r, b) = scale_points([(self.left, self.top), (self.right, self.bottom)], fx, fy)
+        return Box(l, r, t, b)
 
     def mirrored(self, image_width: int) -> "Box":
         """This box in the image flipped left-right (cv2.flip(img, 1))."""

@@ -24,7 +24,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from common.box import Box
+from common.box import Box, scale_points
 from common.nets import POINTS
 from common.paths import MODEL_DIR, rel
 
@@ -165,15 +165,9 @@ class Face:
         }
 
     def scaled(self, fx: float, fy: float | None = None) -> "Face":
-        """The same face in an image fx times as wide and fy times as high (pixel centres at
-        integers)."""
+        """The same face in an image fx times as wide and fy times as high."""
         fy = fx if fy is None else fy
-
-        def f(v, k):
-            return (np.asarray(v, dtype=np.float64) + 0.5) * k - 0.5
-        b = self.box
-        box = Box(float(f(b.left, fx)), float(f(b.right, fx)), float(f(b.top, fy)), float(f(b.bottom, fy)))
-        return Face(box, np.column_stack((f(self.points[:, 0], fx), f(self.points[:, 1], fy))))
+        return Face(self.box.scaled(fx, fy), scale_points(self.points, fx, fy))
 
 
 def find_landmarks(image: np.ndarray, cascade, detector: FaceDetector,
