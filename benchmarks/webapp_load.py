@@ -12,10 +12,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,46 +22,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from webapp import launch  # noqa: E402
+
 SAMPLE = ROOT / "tests" / "data" / "sample"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(workers: int, model: str | None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = ["bash", str(ROOT / "webapp" / "run.sh"), "--port", str(port), "--workers", str(workers)]
-    if model:
-        cmd += ["--model", model]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"webapp/run.sh exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc, url
-        except OSError:
-            pass
-        time.sleep(0.5)
-    stop_server(proc)
-    raise SystemExit("server did not become healthy within 90 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def multipart(data: bytes, name: str) -> tuple[bytes, str]:
@@ -111,7 +71,7 @@ def main() -> int:
     if args.url:
         url = args.url
     else:
-        proc, url = start_server(args.workers, args.model)
+        proc, url = launch.start(args.workers, args.model)
     try:
         parsed = urlparse(url)
         latencies: list[float] = []
@@ -127,7 +87,7 @@ def main() -> int:
         elapsed = time.time() - t0
     finally:
         if proc is not None:
-            stop_server(proc)
+            launch.stop(proc)
     ms = np.array(latencies) * 1000
     summary = {"url": url, "clients": args.clients, "seconds": round(elapsed, 1), "ok": len(latencies),
                "errors": len(errors), "requests_per_s": round(len(latencies) / elapsed, 2),

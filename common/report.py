@@ -134,7 +134,7 @@ def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit:
     lines += [_row(f"**this project, {_name(lv)}**", [100 * s[p]["failure_rate"] for p in POINTS])
               for lv, s in results.items()]
     lines += [_row(k, v) for k, v in PUBLISHED_FAILURES.items()]
-    lines += ["", f"Mean over the five points: " + ", ".join(
+    lines += ["", "Mean over the five points: " + ", ".join(
         f"{_name(lv)} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)" for lv, s in results.items()),
         "", f"Inference: {len(faces)} faces through {levels} levels in {secs:.1f} s "
             f"({len(faces) / secs:.0f} faces/s, image loading included) on {_machine()}.", ""]

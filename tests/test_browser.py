@@ -6,11 +6,8 @@ Needs Debian's chromium + chromium-driver: `bash scripts/setup.sh --browser`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -18,18 +15,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-from common.paths import ROOT
 from conftest import OUTPUT
 from landmark_photos import check_face, no_face, two_faces
+from webapp import launch
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
@@ -42,37 +33,16 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The app served by webapp/run.sh; yields its base URL, stops the whole process group."""
-    port = free_port()
+    """The app served by webapp/run.sh (2 workers); yields its base URL."""
     log_path = tmp_path_factory.mktemp("server") / "gunicorn.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(["bash", str(ROOT / "webapp" / "run.sh"), "--port", str(port),
-                             "--workers", "2", "--timeout", "20"],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"run.sh exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if get(url + "/healthz", 2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"server not healthy after 90 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        proc, url = launch.start(workers=2, extra=["--timeout", "20"], log=log_path)
+    except launch.ServerFailed as exc:
+        pytest.fail(str(exc))
+    try:
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+        launch.stop(proc)
         OUTPUT.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log_path, OUTPUT / "webapp_server.log")
 
