@@ -187,3 +187,20 @@ def test_diverged_net_restarts_with_new_seed_then_gives_up(tmp_path, level1_hdf5
         assert caffelog.diverged(caffelog.parse(run)) is not None
         assert "Resuming from" not in run  # a restart starts from scratch
     assert not (model_root / "1_F1" / "weights.caffemodel").exists()
+
+
+def test_abs_tanh_variant_trains_and_runs_in_opencv(tmp_path, level1_hdf5):
+    """The paper's activation, abs(tanh): Caffe's AbsVal cannot run in place, so the template
+    gives it its own blob; the net must train in Caffe and load in OpenCV."""
+    model_root, log_dir = tmp_path / "model", tmp_path / "log"
+    run_module("model.train", "--nets", "EN1", "--act", "abstanh", "--iters", "60", "--model-root", model_root,
+               "--hdf5-root", level1_hdf5, "--log-dir", log_dir)
+    deploy = model_root / "1_EN1" / "deploy.prototxt"
+    text = deploy.read_text()
+    assert 'type: "AbsVal" bottom: "conv1_pre" top: "conv1"' in text and 'type: "ReLU"' not in text
+    rows = caffelog.parse_file(log_dir / "1_EN1.log")
+    assert rows and all(r.train_loss is None or np.isfinite(r.train_loss) for r in rows)
+    net = cv2.dnn.readNetFromCaffe(str(deploy), str(model_root / "1_EN1" / "weights.caffemodel"))
+    net.setInput(np.random.default_rng(0).standard_normal((3, 1, 31, 39)).astype(np.float32))
+    out = net.forward()
+    assert out.shape == (3, 6) and np.isfinite(out).all()
