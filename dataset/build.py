@@ -104,6 +104,22 @@ def build_arrays(faces: list[FaceSample], job: Job, estimates: np.ndarray | None
     return {k: (np.stack(inputs[k])[:, None], np.stack(targets[k])) for k in inputs}
 
 
+# A patch net cannot find a point that lies a whole patch away from its patch centre (the
+# previous level failed on that face); such samples only teach it noise.
+PATCH_TARGET_RANGE = (-0.5, 1.5)
+
+
+def _within_patch(spec: NetSpec, x: np.ndarray, y: np.ndarray, name: str):
+    if spec.half_size is None:
+        return x, y
+    lo, hi = PATCH_TARGET_RANGE
+    keep = ((y > lo) & (y < hi)).all(axis=1)
+    if not keep.all():
+        print(f"{spec.key} {name}: left out {int((~keep).sum())} of {len(y)} samples whose point lies "
+              f"outside the patch by more than half its size (previous level failed there)")
+    return x[keep], y[keep]
+
+
 def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], specs: list[NetSpec],
                 variants: int, jitter: Jitter, seed: int, hdf5_root: Path = HDF5_DIR,
                 train_estimates: np.ndarray | None = None, test_estimates: np.ndarray | None = None,
@@ -124,9 +140,10 @@ def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], spe
     rng = np.random.default_rng(seed)
     for s in todo:
         folder = hdf5_root / s.key
-        x, y = train[s.key]
+        x, y = _within_patch(s, *train[s.key], "train")
         order = rng.permutation(len(x))  # Caffe also shuffles each epoch; this mixes the file
         hdf5data.write(folder / "train.h5", x[order], y[order])
+        test[s.key] = _within_patch(s, *test[s.key], "test")
         hdf5data.write(folder / "test.h5", *test[s.key])
         hdf5data.write_meta(folder, train=len(x), test=len(test[s.key][0]),
                             train_faces=len(train_faces), test_faces=len(test_faces), variants=variants)
