@@ -57,10 +57,12 @@ class NetTrainer:
     """Trains one net to completion, resuming and restarting as needed."""
 
     def __init__(self, spec: NetSpec, settings: SolverSettings, model_root: Path, hdf5_root: Path,
-                 log_dir: Path, threads: int, retries: int, caffe: str, stop: threading.Event):
+                 log_dir: Path, threads: int, retries: int, caffe: str, stop: threading.Event,
+                 init_weights: Path | None = None):
         self.spec, self.settings = spec, settings
         self.model_root, self.hdf5_root, self.log_dir = Path(model_root), Path(hdf5_root), Path(log_dir)
         self.threads, self.retries, self.caffe, self.stop = threads, retries, caffe, stop
+        self.init_weights = init_weights
         self.dir = net_dir(spec, self.model_root)
         self.log = self.log_dir / f"{spec.key}.log"
         self.proc: subprocess.Popen | None = None
@@ -73,6 +75,9 @@ class NetTrainer:
         state = newest_state(self.dir / "snapshots")
         if state:
             cmd.append(f"--snapshot={rel(state[1])}")
+        elif self.init_weights:
+            # A new schedule starting from trained weights (a warm restart), not a resume.
+            cmd.append(f"--weights={rel(self.init_weights)}")
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(self.threads), GLOG_logtostderr="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
@@ -138,6 +143,10 @@ def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
     caffe = shutil.which("caffe")
     if caffe is None:
         sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    if args.init_from:
+        absent = [s.key for s in specs if not (net_dir(s, args.init_from) / WEIGHTS).is_file()]
+        if absent:
+            sys.exit(f"error: --init-from {rel(args.init_from)} has no weights for {', '.join(absent)}")
     missing = [s.key for s in specs if not hdf5data.is_complete(Path(args.hdf5_root) / s.key)]
     if missing:
         levels = sorted({nettable.by_name(k).level for k in missing})
@@ -158,7 +167,8 @@ def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
         return outcomes
     stop = threading.Event()
     trainers = [NetTrainer(s, settings_for(s.level, args), args.model_root, args.hdf5_root,
-                           args.log_dir, args.threads, args.retries, caffe, stop) for s in todo]
+                           args.log_dir, args.threads, args.retries, caffe, stop,
+                           net_dir(s, args.init_from) / WEIGHTS if args.init_from else None) for s in todo]
     pending: queue.Queue[NetTrainer] = queue.Queue()
     for t in trainers:
         pending.put(t)
@@ -220,6 +230,9 @@ def main(argv=None) -> int:
     p.add_argument("--retries", type=int, default=2, help="restarts of a diverged net (default 2)")
     p.add_argument("--force", action="store_true", help="retrain from scratch even if trained")
     p.add_argument("--progress-every", type=float, default=30.0, help="seconds between progress lines")
+    p.add_argument("--init-from", type=Path, metavar="DIR",
+                   help="start each net from the weights in DIR/<net>/weights.caffemodel with a new "
+                        "solver schedule (a warm restart; the new nets go to --model-root)")
     p.add_argument("--model-root", type=Path, default=MODEL_DIR)
     p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR)
     p.add_argument("--log-dir", type=Path, default=LOG_DIR)

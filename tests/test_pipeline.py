@@ -204,3 +204,28 @@ def test_abs_tanh_variant_trains_and_runs_in_opencv(tmp_path, level1_hdf5):
     net.setInput(np.random.default_rng(0).standard_normal((3, 1, 31, 39)).astype(np.float32))
     out = net.forward()
     assert out.shape == (3, 6) and np.isfinite(out).all()
+
+
+def test_warm_restart_starts_from_trained_weights(tmp_path, trained_level1):
+    """--init-from: a new schedule that starts from trained weights, not from random ones."""
+    model_root, log_dir = tmp_path / "model", tmp_path / "log"
+    run_module("model.train", "--nets", "NM1", "--iters", "20", "--init-from", trained_level1.model_root,
+               "--model-root", model_root, "--hdf5-root", trained_level1.hdf5_root, "--log-dir", log_dir)
+    text = (log_dir / "1_NM1.log").read_text()
+    assert f"--weights={trained_level1.model_root / '1_NM1' / 'weights.caffemodel'}" in text
+    first_warm = caffelog.parse(text)[0]
+    assert first_warm.iteration == 0
+    trained_rows = caffelog.parse_file(trained_level1.log_dir / "1_NM1.log")
+    first_cold = trained_rows[0].train_loss
+    last_trained = [r.train_loss for r in trained_rows if r.train_loss is not None][-1]
+    # The warm start's first loss is the trained net's, far below a random start's.
+    assert first_warm.train_loss < 0.5 * first_cold
+    assert first_warm.train_loss < 3 * last_trained
+    assert (model_root / "1_NM1" / "weights.caffemodel").is_file()
+
+
+def test_init_from_without_weights_is_a_clear_error(tmp_path, level1_hdf5):
+    proc = run_module("model.train", "--nets", "F1", "--init-from", tmp_path / "nothing",
+                      "--model-root", tmp_path / "m", "--hdf5-root", level1_hdf5, "--log-dir", tmp_path / "l",
+                      check=False)
+    assert proc.returncode != 0 and "has no weights for 1_F1" in proc.stderr
