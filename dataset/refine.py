@@ -8,6 +8,7 @@ estimates as they are.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,12 @@ def main(level: int, doc: str, jitter: Jitter, argv=None) -> int:
     p = parser(doc, variants=20)
     p.add_argument("--model", type=Path, default=MODEL_DIR,
                    help=f"where the trained levels 1..{level - 1} are (default model/)")
+    p.add_argument("--center-sigma", type=float, default=jitter.center_sigma,
+                   help=f"patch-centre shift of the random variants, fraction of the face box (default {jitter.center_sigma})")
+    p.add_argument("--center-clip", type=float, default=jitter.center_clip,
+                   help=f"... clipped at this (default {jitter.center_clip})")
     args = p.parse_args(argv)
+    jitter = replace(jitter, center_sigma=args.center_sigma, center_clip=args.center_clip)
     train, test = load_faces(args)
     specs = of_level(level)
     if not args.force:
