@@ -11,11 +11,13 @@ each net: model/ after training here, or model/released/ (the project's default 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from common.box import Box
 from common.crops import crop_box, net_input
@@ -141,20 +143,19 @@ class Cascade:
 
     def predict_samples(self, samples, levels: int | None = None, chunk: int = 1000,
                         progress: bool = True) -> list[np.ndarray]:
-        """Estimates after each level for list-file faces (common.listfile.FaceSample), loading
-        their images a chunk at a time."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from tqdm import tqdm
+        """Estimates after each level for list-file faces (common.listfile.FaceSample)."""
         levels = levels or self.levels
-        parts: list[list[np.ndarray]] = []
-        bar = tqdm(total=len(samples), desc=f"cascade L1-{levels}", unit="face",
-                   disable=not progress, dynamic_ncols=True, mininterval=1.0)
-        with ThreadPoolExecutor(4) as pool:
-            for i in range(0, len(samples), chunk):
-                part = samples[i:i + chunk]
-                grays = list(pool.map(lambda s: s.load_gray(), part))
-                parts.append(self.predict_levels(grays, [s.box for s in part], levels))
-                bar.update(len(part))
-        bar.close()
+        parts = [self.predict_levels(grays, [s.box for s in part], levels)
+                 for part, grays in load_chunks(samples, chunk, progress, f"cascade L1-{levels}")]
         return [np.concatenate([p[lv] for p in parts]) for lv in range(levels)]
+
+
+def load_chunks(samples, chunk: int = 1000, progress: bool = True, desc: str = "images"):
+    """(samples, their gray images) a chunk at a time, read by a few threads (cv2 releases the
+    GIL), with a progress bar: memory stays bounded on large lists."""
+    with ThreadPoolExecutor(4) as pool, tqdm(total=len(samples), desc=desc, unit="face", disable=not progress,
+                                             dynamic_ncols=True, mininterval=1.0) as bar:
+        for i in range(0, len(samples), chunk):
+            part = samples[i:i + chunk]
+            yield part, list(pool.map(lambda s: s.load_gray(), part))
+            bar.update(len(part))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cascade import Cascade, ModelMissing
+from common.cascade import Cascade, ModelMissing, load_chunks
 from common.listfile import ListFileError, read_list
 from common.nets import POINTS
 from common.paths import DATA_ENV, RESULT_DIR, DataMissing, data_lists, rel
@@ -73,25 +73,21 @@ def histogram(err: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def f1_alone(cascade: Cascade, faces) -> np.ndarray:
-    """F1's estimates alone (the paper reports them as a baseline)."""
-    out = []
-    for i in range(0, len(faces), 1000):
-        part = faces[i:i + 1000]
-        out.append(cascade.level1([f.load_gray() for f in part], [f.box for f in part], nets=["F1"]))
-    return np.concatenate(out)
-
-
 def evaluate(list_path: Path, level: int, model: Path | None = None, limit: int | None = None,
              progress: bool = True) -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
-    """Summaries and (N, 5) errors keyed "F1" (F1 alone), "1", "2", "3" up to `level`; the faces;
-    every level's predictions."""
+    """Summaries and (N, 5) errors keyed "F1" (F1 alone, the paper's baseline), "1", "2", "3" up
+    to `level`; the faces; every level's predictions."""
     faces = read_list(list_path, limit)
     cascade = Cascade(model, levels=level)
-    preds = cascade.predict_samples(faces, level, progress=progress)
+    parts, f1 = [], []
+    for part, grays in load_chunks(faces, progress=progress, desc=f"cascade L1-{level}"):
+        boxes = [f.box for f in part]
+        parts.append(cascade.predict_levels(grays, boxes, level))
+        f1.append(cascade.level1(grays, boxes, nets=["F1"]))
+    preds = [np.concatenate([p[lv] for p in parts]) for lv in range(level)]
     truth = np.stack([f.points for f in faces])
     widths = np.array([f.box.width for f in faces])
-    errs = {"F1": errors(f1_alone(cascade, faces), truth, widths)}
+    errs = {"F1": errors(np.concatenate(f1), truth, widths)}
     errs.update({str(lv): errors(pred, truth, widths) for lv, pred in enumerate(preds, 1)})
     return {k: summary(e) for k, e in errs.items()}, errs, faces, preds
 
