@@ -84,13 +84,12 @@ def examples(faces, preds: np.ndarray, path: Path, n: int = 8) -> None:
     for f, pr in zip(faces[:n], preds[:n]):
         img = cv2.imread(str(f.image_path))
         b = f.box.moved(scale=1.5)
-        s = 200.0 / b.width
-        crop = b.crop(img, 200, int(round(b.height * s)))
+        size = 200
+        crop = b.crop(img, size, size)
         for pts, colour in ((f.points, (0, 200, 0)), (pr, (0, 0, 255))):
-            for x, y in pts:
-                cx, cy = (x - b.left) * s - 0.5, (y - b.top) * s - 0.5
+            for cx, cy in b.to_relative(pts) * size - 0.5:  # box.py's crop convention
                 cv2.circle(crop, (int(round(cx)), int(round(cy))), 3, colour, -1, cv2.LINE_AA)
-        tiles.append(cv2.resize(crop, (200, 200)))
+        tiles.append(crop)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.hstack(tiles))
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common import hdf5data
 from common.cascade import Cascade, ModelMissing
-from common.evaluate import errors
+from common.evaluate import errors, summary
 from common.nets import of_level
 from common.paths import MODEL_DIR, rel
 from dataset.build import Jitter, write_level
@@ -33,8 +34,8 @@ def main(level: int, doc: str, jitter: Jitter, argv=None) -> int:
     jitter = replace(jitter, center_sigma=args.center_sigma, center_clip=args.center_clip)
     train, test = load_faces(args)
     specs = of_level(level)
+    # Checked here too, not only in write_level: it saves running the cascade on every face.
     if not args.force:
-        from common import hdf5data
         if all(hdf5data.is_complete(Path(args.hdf5_root) / s.key) for s in specs):
             print(f"level-{level} data complete in {rel(args.hdf5_root)}; skipped (--force rebuilds)")
             return 0
@@ -45,9 +46,9 @@ def main(level: int, doc: str, jitter: Jitter, argv=None) -> int:
     estimates = {}
     for name, faces in (("train", train), ("test", test)):
         est = cascade.predict_samples(faces, level - 1)[-1]
-        err = errors(est, np.stack([f.points for f in faces]), np.array([f.box.width for f in faces]))
-        print(f"level {level - 1} on the {name} faces: mean error {100 * err.mean():.2f}% of box width, "
-              f"failures {100 * (err > 0.05).mean():.2f}%")
+        s = summary(errors(est, np.stack([f.points for f in faces]), np.array([f.box.width for f in faces])))
+        print(f"level {level - 1} on the {name} faces: mean error {100 * s['mean_error']:.2f}% of box width, "
+              f"failures {100 * s['failure_rate']:.2f}%")
         estimates[name] = est
     write_level(train, test, specs, args.variants, jitter, args.seed, hdf5_root=args.hdf5_root,
                 train_estimates=estimates["train"], test_estimates=estimates["test"], force=True)
