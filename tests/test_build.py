@@ -20,3 +20,29 @@ def test_level1_samples_are_kept_whatever_their_targets():
     y = np.full((2, 10), 1.8, np.float32)
     kx, ky = _within_patch(by_name("F1"), x, y, "train")
     assert len(kx) == 2
+
+
+def test_level1_without_jitter_gives_only_originals_and_mirrors(tmp_path, sample_dir):
+    """With --angle/--shift/--scale 0 every random variant is the original crop or its mirror:
+    the jitter flags reach the sampler and nothing else moves the crop."""
+    import h5py
+
+    from conftest import run_module
+    run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
+               "--variants", 6, "--angle", 0, "--shift", 0, "--scale", 0)
+    with h5py.File(tmp_path / "1_F1" / "train.h5") as f:
+        x, y = f["data"][:], f["landmark"][:]
+    assert len(x) == 24
+    # 4 faces -> 4 distinct originals + 4 distinct mirrors, whatever the shuffle
+    assert len(np.unique(np.round(y, 5), axis=0)) == 8
+    assert len(np.unique(np.round(x.reshape(len(x), -1), 4), axis=0)) == 8
+
+
+def test_level1_jitter_makes_distinct_variants(tmp_path, sample_dir):
+    from conftest import run_module
+    import h5py
+    run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
+               "--variants", 6, "--angle", 10, "--shift", 0.04, "--scale", 0.05)
+    with h5py.File(tmp_path / "1_F1" / "train.h5") as f:
+        y = f["landmark"][:]
+    assert len(np.unique(np.round(y, 5), axis=0)) == 24
