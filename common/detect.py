@@ -188,13 +188,15 @@ def match_detections(detector: FaceDetector, samples, desc: str, progress: bool 
     """(raw detector box or None, true box) per sample: the detection with highest IoU, kept
     when the IoU is above MATCH_IOU."""
     from tqdm import tqdm
-    pairs = []
-    for s in tqdm(samples, desc=desc, unit="face", disable=not progress, dynamic_ncols=True,
-                  mininterval=1.0):
-        found = detector.raw(s.load_gray())
-        best = max(found, key=lambda b: b.iou(s.box), default=None)
-        pairs.append((best if best is not None and best.iou(s.box) > MATCH_IOU else None, s.box))
-    return pairs
+    return [(best_match(detector, s.load_gray(), s.box), s.box)
+            for s in tqdm(samples, desc=desc, unit="face", disable=not progress, dynamic_ncols=True,
+                          mininterval=1.0)]
+
+
+def best_match(detector: FaceDetector, gray: np.ndarray, true_box: Box) -> Box | None:
+    """The raw detection overlapping `true_box` most, if its IoU is above MATCH_IOU."""
+    best = max(detector.raw(gray), key=lambda b: b.iou(true_box), default=None)
+    return best if best is not None and best.iou(true_box) > MATCH_IOU else None
 
 
 def offsets(pairs) -> np.ndarray:

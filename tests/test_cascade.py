@@ -44,9 +44,25 @@ def test_level2_improves_level1_and_level3_keeps_it(level_errors):
 def test_released_model_accuracy_on_unseen_faces(level_errors):
     s = summary(level_errors[2])
     # The earlier Caffe reimplementation's level 3 averaged 1.6% of the box width on the full
-    # test split; 100 faces scatter, so this only guards against a broken model.
-    assert s["mean_error"] < 0.025, s
-    assert s["failure_rate"] < 0.10, s
+    # test split, this release 1.14% (1.21% on these 100 faces, which scatter more).
+    assert s["mean_error"] < 0.016, s
+    assert s["failure_rate"] < 0.05, s
+
+
+def test_detector_boxes_cost_little(tmp_path, level_errors):
+    """What predict and the webapp do: Haar detector + box rule instead of the listed boxes."""
+    import json
+
+    from conftest import run_module
+    out = tmp_path / "det.json"
+    proc = run_module("common.evaluate", "--list", SAMPLE_DATA / "testImageList.txt", "--level", 3,
+                      "--model", RELEASED_MODEL, "--boxes", "detector", "--json", out,
+                      "--hist", tmp_path / "hist.png")
+    assert "the detector found" in proc.stdout
+    res = json.loads(out.read_text())
+    assert res["boxes"] == "detector" and 90 <= res["faces"] <= 100
+    listed = float(level_errors[2].mean())
+    assert res["mean_error"] < 1.25 * listed, (res["mean_error"], listed)
 
 
 def test_batched_equals_one_by_one(cascade, faces):
