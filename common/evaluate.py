@@ -73,6 +73,10 @@ def histogram(err: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+class NoFaces(ValueError):
+    pass
+
+
 def _detector_boxes(detector, part, grays):
     """The faces of `part` the detector finds (matched to the listed box), their images, and the
     detector's boxes after the box rule: what predict and the webapp would use."""
@@ -85,25 +89,35 @@ def _detector_boxes(detector, part, grays):
 def evaluate(list_path: Path, level: int, model: Path | None = None, limit: int | None = None,
              progress: bool = True, boxes: str = "list"
              ) -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
+    """evaluate_faces on the faces of a list file."""
+    return evaluate_faces(read_list(list_path, limit), level, model, progress, boxes)
+
+
+def evaluate_faces(listed: list, level: int, model: Path | None = None, progress: bool = True,
+                   boxes: str = "list") -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
     """Summaries and (N, 5) errors keyed "F1" (F1 alone, the paper's baseline), "1", "2", "3" up
     to `level`; the faces; every level's predictions. `boxes="detector"` runs the cascade on the
     Haar detector's boxes instead of the listed ones (faces it misses are left out); errors are
     still relative to the listed box's width."""
-    all_faces = read_list(list_path, limit)
     cascade = Cascade(model, levels=level)
     detector = None
     if boxes == "detector":
         from common.detect import FaceDetector
         detector = FaceDetector()
     faces, parts, f1 = [], [], []
-    for part, grays in load_chunks(all_faces, progress=progress, desc=f"cascade L1-{level}"):
+    for part, grays in load_chunks(listed, progress=progress, desc=f"cascade L1-{level}"):
         if detector is None:
             used = [f.box for f in part]
         else:
             part, grays, used = _detector_boxes(detector, part, grays)
+            if not part:
+                continue
         faces += part
         parts.append(cascade.predict_levels(grays, used, level))
         f1.append(cascade.level1(grays, used, nets=["F1"]))
+    if not faces:
+        raise NoFaces("no face to evaluate" + (": the detector found none of the listed faces"
+                                               if detector is not None else ""))
     preds = [np.concatenate([p[lv] for p in parts]) for lv in range(level)]
     truth = np.stack([f.points for f in faces])
     widths = np.array([f.box.width for f in faces])
@@ -128,14 +142,12 @@ def main(argv=None) -> int:
     try:
         list_path = args.list or data_lists(args.data)[1]
         t0 = time.time()
-        results, errs, faces, _ = evaluate(list_path, args.level, args.model, args.limit, boxes=args.boxes)
-    except (DataMissing, ListFileError, FileNotFoundError, ModelMissing) as exc:
+        listed = read_list(list_path, args.limit)
+        results, errs, faces, _ = evaluate_faces(listed, args.level, args.model, boxes=args.boxes)
+    except (DataMissing, ListFileError, FileNotFoundError, ModelMissing, NoFaces) as exc:
         sys.exit(f"error: {exc}")
-    if not faces:
-        sys.exit("error: no face to evaluate (the detector found none of them)")
     secs = time.time() - t0
-    n_listed = len(read_list(list_path, args.limit))
-    found = "" if args.boxes == "list" else f" (the detector found {len(faces)} of {n_listed})"
+    found = "" if args.boxes == "list" else f" (the detector found {len(faces)} of {len(listed)})"
     print(f"{len(faces)} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {secs:.1f} s")
     print(table(results))
     stem = Path(list_path).stem.replace("ImageList", "")

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from common.listfile import FaceSample, ListFileError, read_list
 from common.paths import DATA_ENV, DataMissing, HDF5_DIR, data_lists
+from dataset.build import Jitter
 
 
 def parser(doc: str, variants: int) -> argparse.ArgumentParser:
@@ -31,3 +33,24 @@ def load_faces(args) -> tuple[list[FaceSample], list[FaceSample]]:
         sys.exit(f"error: {exc}")
     print(f"faces: {len(train)} train ({train_list}), {len(test)} test ({test_list})")
     return train, test
+
+
+JITTER_HELP = {
+    "angle": "random rotation range, degrees +-",
+    "shift": "random face box shift, fraction of the box +-",
+    "scale": "random face box scale change, fraction +-",
+    "center_sigma": "patch-centre shift of the random variants, fraction of the face box (Gaussian sigma)",
+    "center_clip": "... clipped at +- this",
+}
+
+
+def add_jitter_arguments(p: argparse.ArgumentParser, jitter: Jitter, names: tuple[str, ...]) -> None:
+    """--angle, --center-sigma, ...: one flag per Jitter field in `names`, defaulting to `jitter`."""
+    for name in names:
+        default = getattr(jitter, name)
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=default,
+                       help=f"{JITTER_HELP[name]} (default {default:g})")
+
+
+def jitter_from_args(args, jitter: Jitter, names: tuple[str, ...]) -> Jitter:
+    return replace(jitter, **{name: getattr(args, name) for name in names})

@@ -8,7 +8,6 @@ estimates as they are.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +18,19 @@ from common.evaluate import errors, summary
 from common.nets import of_level
 from common.paths import MODEL_DIR, rel
 from dataset.build import Jitter, write_level
-from dataset.common_args import load_faces, parser
+from dataset.common_args import add_jitter_arguments, jitter_from_args, load_faces, parser
+
+
+JITTER_FLAGS = ("center_sigma", "center_clip")
 
 
 def main(level: int, doc: str, jitter: Jitter, argv=None) -> int:
     p = parser(doc, variants=20)
     p.add_argument("--model", type=Path, default=MODEL_DIR,
                    help=f"where the trained levels 1..{level - 1} are (default model/)")
-    p.add_argument("--center-sigma", type=float, default=jitter.center_sigma,
-                   help=f"patch-centre shift of the random variants, fraction of the face box (default {jitter.center_sigma})")
-    p.add_argument("--center-clip", type=float, default=jitter.center_clip,
-                   help=f"... clipped at this (default {jitter.center_clip})")
+    add_jitter_arguments(p, jitter, JITTER_FLAGS)
     args = p.parse_args(argv)
-    jitter = replace(jitter, center_sigma=args.center_sigma, center_clip=args.center_clip)
+    jitter = jitter_from_args(args, jitter, JITTER_FLAGS)
     train, test = load_faces(args)
     specs = of_level(level)
     # Checked here too, not only in write_level: it saves running the cascade on every face.

@@ -1,9 +1,11 @@
 """dataset/build.py: what goes into the training files of the patch nets."""
 from __future__ import annotations
 
+import h5py
 import numpy as np
 
 from common.nets import by_name
+from conftest import run_module
 from dataset.build import _within_patch
 
 
@@ -25,9 +27,6 @@ def test_level1_samples_are_kept_whatever_their_targets():
 def test_level1_without_jitter_gives_only_originals_and_mirrors(tmp_path, sample_dir):
     """With --angle/--shift/--scale 0 every random variant is the original crop or its mirror:
     the jitter flags reach the sampler and nothing else moves the crop."""
-    import h5py
-
-    from conftest import run_module
     run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
                "--variants", 6, "--angle", 0, "--shift", 0, "--scale", 0)
     with h5py.File(tmp_path / "1_F1" / "train.h5") as f:
@@ -39,8 +38,6 @@ def test_level1_without_jitter_gives_only_originals_and_mirrors(tmp_path, sample
 
 
 def test_level1_jitter_makes_distinct_variants(tmp_path, sample_dir):
-    from conftest import run_module
-    import h5py
     run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
                "--variants", 6, "--angle", 10, "--shift", 0.04, "--scale", 0.05)
     with h5py.File(tmp_path / "1_F1" / "train.h5") as f:

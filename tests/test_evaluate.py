@@ -81,3 +81,13 @@ def test_evaluate_cli_reports_user_mistakes(tmp_path, trained_level1, sample_dir
                       "--model", trained_level1.model_root, "--hist", tmp_path / "h.png", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "lacks level 2" in proc.stderr and "2_LE21" in proc.stderr
+
+
+def test_detector_boxes_with_no_face_found_is_a_clear_error(tmp_path, trained_level1):
+    import cv2
+    cv2.imwrite(str(tmp_path / "blank.jpg"), np.full((250, 250), 128, np.uint8))
+    (tmp_path / "list.txt").write_text("blank.jpg 80 170 90 180 100 120 150 120 125 140 105 160 145 160\n")
+    proc = run_module("common.evaluate", "--list", tmp_path / "list.txt", "--level", 1, "--boxes", "detector",
+                      "--model", trained_level1.model_root, "--hist", tmp_path / "h.png", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "the detector found none of the listed faces" in proc.stderr
