@@ -18,8 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.cascade import Cascade  # noqa: E402
-from common.detect import model_folder  # noqa: E402
+from common.cascade import Cascade, resolve_model  # noqa: E402
 from common.listfile import read_list  # noqa: E402
 from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, rel  # noqa: E402
 
@@ -57,7 +56,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         cv2.setNumThreads(args.threads)
-    cascade = Cascade(model_folder(args.model))
+    cascade = Cascade(resolve_model(args.model))
     faces = (read_list(SAMPLE_DATA / TEST_LIST) + read_list(SAMPLE_DATA / TRAIN_LIST))[:args.faces]
     grays = [f.load_gray() for f in faces]
     boxes = [f.box for f in faces]

@@ -48,6 +48,17 @@ def levels_available(model_root: Path) -> int:
     return top
 
 
+# Names the model folder when no --model is given (predict, webapp, evaluate, benchmarks).
+MODEL_ENV = "DEEP_LANDMARK_MODEL"
+
+
+def resolve_model(arg: str | os.PathLike | None = None) -> Path:
+    """The model folder every command uses: the argument, else $DEEP_LANDMARK_MODEL, else
+    default_model()."""
+    chosen = arg or os.environ.get(MODEL_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else default_model()
+
+
 def default_model() -> Path:
     """model/ when it holds the whole cascade trained here, else the released model (else
     whatever part model/ has)."""
@@ -62,7 +73,7 @@ class Cascade:
     def __init__(self, model_root: str | os.PathLike | None = None, levels: int | None = None,
                  batch_size: int = 256):
         """Loads levels 1..`levels` (None: all levels the folder holds, at least 1)."""
-        self.model_root = Path(model_root) if model_root else default_model()
+        self.model_root = resolve_model(model_root)
         have = levels_available(self.model_root)
         levels = levels or max(have, 1)
         if have < levels:
@@ -150,12 +161,14 @@ class Cascade:
         return [np.concatenate([p[lv] for p in parts]) for lv in range(levels)]
 
 
-def load_chunks(samples, chunk: int = 1000, progress: bool = True, desc: str = "images"):
-    """(samples, their gray images) a chunk at a time, read by a few threads (cv2 releases the
-    GIL), with a progress bar: memory stays bounded on large lists."""
+def load_chunks(samples, chunk: int = 1000, progress: bool = True, desc: str = "images",
+                color: bool = False):
+    """(samples, their images: gray, or BGR with `color`) a chunk at a time, read by a few
+    threads (cv2 releases the GIL), with a progress bar: memory stays bounded on large lists."""
+    load = (lambda s: s.load_color()) if color else (lambda s: s.load_gray())
     with ThreadPoolExecutor(4) as pool, tqdm(total=len(samples), desc=desc, unit="face", disable=not progress,
                                              dynamic_ncols=True, mininterval=1.0) as bar:
         for i in range(0, len(samples), chunk):
             part = samples[i:i + chunk]
-            yield part, list(pool.map(lambda s: s.load_gray(), part))
+            yield part, list(pool.map(load, part))
             bar.update(len(part))

@@ -21,8 +21,10 @@ def draw_faces(image: np.ndarray, faces: Sequence, labels: bool = True) -> np.nd
     radius = max(2, round(3 * scale))
     for face in faces:
         b = face.box
-        cv2.rectangle(out, (round(b.left), round(b.top)), (round(b.right), round(b.bottom)),
-                      BOX_COLOR, thick, cv2.LINE_AA)
+        # A tilted face's region is its box turned by -roll (common.landmarker.Face.corners).
+        corners = face.corners() if hasattr(face, "corners") else np.array(
+            [(b.left, b.top), (b.right, b.top), (b.right, b.bottom), (b.left, b.bottom)])
+        cv2.polylines(out, [np.round(corners).astype(np.int32)], True, BOX_COLOR, thick, cv2.LINE_AA)
         for name, (x, y), color in zip(POINTS, face.points, POINT_COLORS):
             cv2.circle(out, (round(x), round(y)), radius, color, -1, cv2.LINE_AA)
             if labels and b.width >= 60:

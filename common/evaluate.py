@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cascade import Cascade, ModelMissing, load_chunks
+from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import ListFileError, read_list
 from common.nets import POINTS
 from common.paths import DATA_ENV, RESULT_DIR, DataMissing, data_lists, rel
@@ -77,47 +78,61 @@ class NoFaces(ValueError):
     pass
 
 
-def _detector_boxes(detector, part, grays):
-    """The faces of `part` the detector finds (matched to the listed box), their images, and the
-    detector's boxes after the box rule: what predict and the webapp would use."""
-    from common.detect import best_match
-    found = [(f, g, best_match(detector, g, f.box)) for f, g in zip(part, grays)]
-    found = [(f, g, detector.rule.apply(raw)) for f, g, raw in found if raw is not None]
-    return [x[0] for x in found], [x[1] for x in found], [x[2] for x in found]
+def _detected(landmarker, part, images):
+    """The faces of `part` the landmarker finds (the region whose box best matches the listed
+    box), with the cascade's inputs for them: what predict and the webapp would use."""
+    from common.boxrule import best_match
+    found, grays, boxes, back = [], [], [], []
+    for face, image in zip(part, images):
+        regions = landmarker.locate(image)
+        i = best_match([r.box for r in regions], face.box)
+        if i is None:
+            continue
+        g, b, m = landmarker.cascade_inputs(image, [regions[i]])
+        found.append(face)
+        grays += g
+        boxes += b
+        back += m
+    return found, grays, boxes, back
 
 
 def evaluate(list_path: Path, level: int, model: Path | None = None, limit: int | None = None,
-             progress: bool = True, boxes: str = "list"
+             progress: bool = True, boxes: str = "list", detector: str | None = None
              ) -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
     """evaluate_faces on the faces of a list file."""
-    return evaluate_faces(read_list(list_path, limit), level, model, progress, boxes)
+    return evaluate_faces(read_list(list_path, limit), level, model, progress, boxes, detector)
 
 
 def evaluate_faces(listed: list, level: int, model: Path | None = None, progress: bool = True,
-                   boxes: str = "list") -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
+                   boxes: str = "list", detector: str | None = None
+                   ) -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
     """Summaries and (N, 5) errors keyed "F1" (F1 alone, the paper's baseline), "1", "2", "3" up
-    to `level`; the faces; every level's predictions. `boxes="detector"` runs the cascade on the
-    Haar detector's boxes instead of the listed ones (faces it misses are left out); errors are
-    still relative to the listed box's width."""
+    to `level`; the faces; every level's predictions. `boxes="detector"` runs the cascade where
+    the Landmarker (face detector `detector`, box rule, upright copies of rolled faces) puts
+    it instead of on the listed boxes (faces it misses are left out); errors are still relative
+    to the listed box's width."""
     cascade = Cascade(model, levels=level)
-    detector = None
+    landmarker = None
     if boxes == "detector":
-        from common.detect import FaceDetector
-        detector = FaceDetector()
+        from common.detectors import DEFAULT_DETECTOR
+        from common.landmarker import Landmarker
+        landmarker = Landmarker(detector=detector or DEFAULT_DETECTOR, cascade=cascade)
+    from common.landmarker import to_photo
     faces, parts, f1 = [], [], []
-    for part, grays in load_chunks(listed, progress=progress, desc=f"cascade L1-{level}"):
-        if detector is None:
-            used = [f.box for f in part]
+    for part, images in load_chunks(listed, progress=progress, desc=f"cascade L1-{level}",
+                                    color=landmarker is not None):
+        if landmarker is None:
+            grays, used, back = images, [f.box for f in part], [None] * len(part)
         else:
-            part, grays, used = _detector_boxes(detector, part, grays)
+            part, grays, used, back = _detected(landmarker, part, images)
             if not part:
                 continue
         faces += part
-        parts.append(cascade.predict_levels(grays, used, level))
-        f1.append(cascade.level1(grays, used, nets=["F1"]))
+        parts.append([to_photo(p, back) for p in cascade.predict_levels(grays, used, level)])
+        f1.append(to_photo(cascade.level1(grays, used, nets=["F1"]), back))
     if not faces:
         raise NoFaces("no face to evaluate" + (": the detector found none of the listed faces"
-                                               if detector is not None else ""))
+                                               if landmarker is not None else ""))
     preds = [np.concatenate([p[lv] for p in parts]) for lv in range(level)]
     truth = np.stack([f.points for f in faces])
     widths = np.array([f.box.width for f in faces])
@@ -134,8 +149,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=Path, help="model folder (default: model/ if trained, else model/released)")
     p.add_argument("--limit", type=int, help="only the first N faces")
     p.add_argument("--boxes", choices=["list", "detector"], default="list",
-                   help="face boxes: the list file's (default), or found by the Haar detector and "
-                        "the box rule, as predict and the webapp do (missed faces are left out)")
+                   help="face boxes: the list file's (default), or found by the face detector and "
+                        "its box rule, as predict and the webapp do (missed faces are left out)")
+    p.add_argument("--detector", choices=detector_names(), default=DEFAULT_DETECTOR,
+                   help=f"face detector for --boxes detector (default {DEFAULT_DETECTOR})")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--hist", type=Path, help="histogram PNG (default result/level<L>_<list>.png)")
     args = p.parse_args(argv)
@@ -143,11 +160,12 @@ def main(argv=None) -> int:
         list_path = args.list or data_lists(args.data)[1]
         t0 = time.time()
         listed = read_list(list_path, args.limit)
-        results, errs, faces, _ = evaluate_faces(listed, args.level, args.model, boxes=args.boxes)
-    except (DataMissing, ListFileError, FileNotFoundError, ModelMissing, NoFaces) as exc:
+        results, errs, faces, _ = evaluate_faces(listed, args.level, args.model, boxes=args.boxes,
+                                                 detector=args.detector)
+    except (DataMissing, ListFileError, FileNotFoundError, ModelMissing, NoFaces, ValueError) as exc:
         sys.exit(f"error: {exc}")
     secs = time.time() - t0
-    found = "" if args.boxes == "list" else f" (the detector found {len(faces)} of {len(listed)})"
+    found = "" if args.boxes == "list" else f" (the {args.detector} detector found {len(faces)} of {len(listed)})"
     print(f"{len(faces)} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {secs:.1f} s")
     print(table(results))
     stem = Path(list_path).stem.replace("ImageList", "")
@@ -156,7 +174,7 @@ def main(argv=None) -> int:
     print(f"histograms: {rel(hist)}")
     if args.json:
         out = dict(results[str(args.level)], level=args.level, list=str(list_path), boxes=args.boxes,
-                   levels=results)
+                   detector=args.detector if args.boxes == "detector" else None, levels=results)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")
         print(f"json: {args.json}")

@@ -29,7 +29,14 @@ class FaceSample:
     points: np.ndarray  # (5, 2) float64, order LE RE N LM RM
 
     def load_gray(self) -> np.ndarray:
-        img = cv2.imread(str(self.image_path), cv2.IMREAD_GRAYSCALE)
+        return self._load(cv2.IMREAD_GRAYSCALE)
+
+    def load_color(self) -> np.ndarray:
+        """BGR, as cv2.imread gives (the face detectors want colour)."""
+        return self._load(cv2.IMREAD_COLOR)
+
+    def _load(self, flags: int) -> np.ndarray:
+        img = cv2.imread(str(self.image_path), flags)
         if img is None:
             raise FileNotFoundError(f"cannot read image {self.image_path}")
         return img

@@ -1,10 +1,12 @@
 """Five facial points for every face in images or videos.
 
-    python -m common.predict IMAGE_OR_VIDEO... [--json] [--out DIR] [--model DIR]
+    python -m common.predict IMAGE_OR_VIDEO... [--json] [--out DIR] [--model DIR] [--detector NAME]
 
-Faces are found with the Haar detector, mapped to the training box convention by the fitted
-rule (model/box_rule.json), and run through the cascade. Prints each face's box and points
-(JSON with --json). Images are only written when --out DIR is given: the input's name in DIR,
+Faces are found by common.landmarker.Landmarker: the face detector (MTCNN by default, Haar
+with --detector haar) searches the photo upright and turned (tilted heads), each box is mapped
+to the training box convention by the detector's fitted rule (model/box_rule_<detector>.json),
+and the cascade runs on it (on an upright copy for a tilted head). Prints each face's box, roll
+and points (JSON with --json). Images are only written when --out DIR is given: the input's name in DIR,
 with boxes and points drawn (videos frame by frame, as DIR/<name>.mp4).
 
 Model folder: --model, else $DEEP_LANDMARK_MODEL, else the project's default model.
@@ -21,8 +23,8 @@ from typing import Sequence
 
 import cv2
 
-from common.detect import DETECT_MAX_SIDE, RULE_PATH, find_landmarks, load_pipeline
 from common.draw import draw_faces
+from common.landmarker import LandmarkerUnavailable, add_landmarker_args, landmarker_from_args
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 # Extensions cv2.imwrite can write; other inputs are written as PNG.
@@ -44,11 +46,11 @@ def output_path(out_dir: Path, src: Path, suffix: str, taken: set[Path]) -> Path
     return path
 
 
-def do_image(path: Path, cascade, detector, out: Path | None, max_side: int) -> dict:
+def do_image(path: Path, landmarker, out: Path | None) -> dict:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise Unreadable("not an image OpenCV can read")
-    faces = find_landmarks(image, cascade, detector, max_side)
+    faces = landmarker(image)
     result = {"file": str(path), "width": image.shape[1], "height": image.shape[0],
               "faces": [f.as_dict() for f in faces]}
     if out is not None:
@@ -57,8 +59,7 @@ def do_image(path: Path, cascade, detector, out: Path | None, max_side: int) -> 
     return result
 
 
-def do_video(path: Path, cascade, detector, out: Path | None, max_side: int,
-             progress: bool) -> dict:
+def do_video(path: Path, landmarker, out: Path | None, progress: bool) -> dict:
     from tqdm import tqdm
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -76,7 +77,7 @@ def do_video(path: Path, cascade, detector, out: Path | None, max_side: int,
                 if not ok:
                     break
                 height, width = frame.shape[:2]
-                faces = find_landmarks(frame, cascade, detector, max_side)
+                faces = landmarker(frame)
                 frames.append({"frame": len(frames), "faces": [f.as_dict() for f in faces]})
                 if out is not None:
                     if writer is None:
@@ -105,7 +106,7 @@ def describe(result: dict) -> str:
         for i, f in enumerate(faces, 1):
             b = f["box"]
             lines.append(f"{indent}face {i}: box left={b['left']:.1f} right={b['right']:.1f} "
-                         f"top={b['top']:.1f} bottom={b['bottom']:.1f}")
+                         f"top={b['top']:.1f} bottom={b['bottom']:.1f} roll={f['roll']:+.0f}")
             lines.append(indent + "  " + "  ".join(f"{k} ({x:.1f}, {y:.1f})"
                                                    for k, (x, y) in f["points"].items()))
         return lines
@@ -134,17 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("files", nargs="+", metavar="IMAGE_OR_VIDEO")
     ap.add_argument("--json", action="store_true", help="print a JSON list, one entry per file")
     ap.add_argument("--out", type=Path, help="write the images/videos with faces drawn into DIR")
-    ap.add_argument("--model", help="model folder (default: $DEEP_LANDMARK_MODEL, else the default model)")
-    ap.add_argument("--rule", default=str(RULE_PATH), help="box rule file (default: model/box_rule.json)")
-    ap.add_argument("--max-side", type=int, default=DETECT_MAX_SIDE,
-                    help="search for faces on a copy at most this many pixels on its longer side")
+    add_landmarker_args(ap)
     args = ap.parse_args(argv)
 
-    from common.cascade import ModelMissing
-    from common.detect import RuleMissing
     try:
-        cascade, detector = load_pipeline(args.model, args.rule)
-    except (ModelMissing, RuleMissing, ValueError) as exc:
+        landmarker = landmarker_from_args(args)
+    except LandmarkerUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.out is not None:
@@ -162,9 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not path.is_file():
                 raise Unreadable("no such file")
             if is_video:
-                result = do_video(path, cascade, detector, out, args.max_side, progress=True)
+                result = do_video(path, landmarker, out, progress=True)
             else:
-                result = do_image(path, cascade, detector, out, args.max_side)
+                result = do_image(path, landmarker, out)
         except Unreadable as exc:
             print(f"error: cannot read {name}: {exc}", file=sys.stderr)
             if args.json:

@@ -124,7 +124,13 @@ install_venv() {
     echo "$want" > "$stamp"
 }
 
+# The face detectors' weight files are the pinned ones (checksums), or say what to do.
+check_detectors() {
+    .venv/bin/python -m common.detectors || die "a face detector's weights failed their check (above)"
+}
+
 install_system
 check_blas
 install_venv
+check_detectors
 say "ready"

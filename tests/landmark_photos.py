@@ -85,3 +85,39 @@ def mean_error(points, truth: np.ndarray, box: Box) -> float:
     if isinstance(points, dict):
         points = [points[p] for p in POINTS]
     return float(np.linalg.norm(np.asarray(points, float) - truth, axis=1).mean() / box.width)
+
+
+def rolled(name: str, angle: float, margin: float = 1.6) -> tuple[np.ndarray, np.ndarray]:
+    """A sample photo turned by `angle` degrees (counter-clockwise as shown) about its face, on
+    a canvas `margin` times the photo's longer side, and the listed points moved with it."""
+    face = listed(name)
+    img = read(name)
+    side = int(max(img.shape[:2]) * margin)
+    cx, cy = face.box.center
+    m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    m[:, 2] += (side / 2 - cx, side / 2 - cy)
+    out = cv2.warpAffine(img, m, (side, side), borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+    return out, np.c_[face.points, np.ones(5)] @ m.T
+
+
+def small_in_large(name: str = ONE_FACE, face_px: int = 80, size=(2000, 1500)) -> tuple[np.ndarray, np.ndarray]:
+    """A sample photo shrunk so its face box is `face_px` wide, placed on a large canvas of a
+    blurred, enlarged copy of a faceless region; and the moved points."""
+    face = listed(name)
+    img = read(name)
+    s = face_px / face.box.width
+    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    canvas = cv2.GaussianBlur(cv2.resize(no_face(), size, interpolation=cv2.INTER_LINEAR), (0, 0), 3)
+    x0, y0 = size[0] * 2 // 3, size[1] // 3
+    canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    pts = (face.points + 0.5) * s - 0.5 + (x0, y0)
+    return canvas, pts
+
+
+def inside_region(face, points: np.ndarray) -> bool:
+    """Whether `points` (the eyes and the nose at least) lie in a found face's region, which
+    is its box turned by -roll."""
+    m = cv2.getRotationMatrix2D(face.box.center, face.roll, 1.0)
+    pts = np.c_[np.asarray(points)[:3], np.ones(3)] @ m.T
+    b = face.box
+    return bool(((pts[:, 0] > b.left) & (pts[:, 0] < b.right) & (pts[:, 1] > b.top) & (pts[:, 1] < b.bottom)).all())

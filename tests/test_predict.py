@@ -8,7 +8,7 @@ import numpy as np
 
 from conftest import run_module
 from landmark_photos import (ONE_FACE, as_box, check_face, listed, mean_error, no_face,
-                             one_face_path, two_faces)
+                             one_face_path, rolled, two_faces)
 
 
 def test_predict_json_on_real_photos(tmp_path):
@@ -35,6 +35,24 @@ def test_predict_json_on_real_photos(tmp_path):
         best = max(two["faces"], key=lambda f: as_box(f["box"]).iou(b))
         assert as_box(best["box"]).iou(b) > 0.6
         check_face(as_box(best["box"]), best["points"])
+
+
+def test_predict_finds_a_tilted_head_and_nothing_in_a_blank_photo(tmp_path):
+    img, truth = rolled(ONE_FACE, 70)
+    cv2.imwrite(str(tmp_path / "tilted.png"), img)
+    cv2.imwrite(str(tmp_path / "blank.png"), np.zeros((240, 320, 3), np.uint8))
+    proc = run_module("common.predict", tmp_path / "tilted.png", tmp_path / "blank.png", "--json")
+    tilted, blank = json.loads(proc.stdout)
+    (face,) = tilted["faces"]
+    assert abs(face["roll"] + 70) < 10
+    assert mean_error(face["points"], truth, listed(ONE_FACE).box) < 0.05
+    assert blank["faces"] == [] and "error" not in blank
+    # The Haar detector finds it only through the rotation search.
+    proc = run_module("common.predict", tmp_path / "tilted.png", "--json", "--detector", "haar", "--upright")
+    assert json.loads(proc.stdout)[0]["faces"] == []
+    proc = run_module("common.predict", tmp_path / "tilted.png", "--json", "--detector", "haar")
+    (face,) = json.loads(proc.stdout)[0]["faces"]
+    assert mean_error(face["points"], truth, listed(ONE_FACE).box) < 0.08
 
 
 def test_predict_writes_drawn_images_and_reports_no_face(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from landmark_photos import (ONE_FACE, as_box, check_face, encode, listed, mean_error, no_face,
-                             read, two_faces)
+                             read, rolled, two_faces)
 from webapp.app import create_app
 
 
@@ -46,6 +46,7 @@ def png_bomb(width: int, height: int) -> bytes:
 def test_health_and_page(client):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json["status"] == "ok" and r.json["levels"] >= 1
+    assert r.json["detector"] == "mtcnn"
     page = client.get("/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -79,6 +80,22 @@ def test_two_faces_png(client):
         best = max(faces, key=lambda f: as_box(f["box"]).iou(b))
         assert as_box(best["box"]).iou(b) > 0.6
         check_face(as_box(best["box"]), best["points"])
+
+
+def test_tilted_head_is_found(client):
+    """A head rolled by 50 degrees (Haar found none such): found, its roll reported, its points
+    where they are in the photo."""
+    img, truth = rolled(ONE_FACE, -50)
+    r = post(client, encode(img, ".png"), "tilted.png")
+    assert r.status_code == 200, r.json
+    (face,) = r.json["faces"]
+    assert face["roll"] == pytest.approx(50, abs=10)
+    assert mean_error(face["points"], truth, listed(ONE_FACE).box) < 0.05
+
+
+def test_blank_photo_has_no_face(client):
+    r = post(client, encode(np.full((300, 400, 3), 200, np.uint8), ".png"), "blank.png")
+    assert r.status_code == 200 and r.json["faces"] == []
 
 
 def test_photo_without_a_face(client):

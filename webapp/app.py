@@ -8,6 +8,7 @@
 Run it with ./webapp/run.sh (gunicorn, several worker processes; never Flask's debug server).
 Settings (environment, or create_app arguments):
     DEEP_LANDMARK_MODEL           model folder (default: the project's default model)
+    DEEP_LANDMARK_DETECTOR        face detector (default mtcnn; haar when its weights are missing)
     DEEP_LANDMARK_MAX_UPLOAD_MB   largest upload in MB (default 10) -> 413 above it
     DEEP_LANDMARK_MAX_MEGAPIXELS  largest image in megapixels (default 50) -> 400 above it
 
@@ -25,7 +26,9 @@ import time
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from common.detect import RULE_PATH, find_landmarks, load_pipeline, model_folder
+from common.cascade import resolve_model
+from common.landmarker import (LandmarkerUnavailable, add_landmarker_args, landmarker_from_args,
+                               make_landmarker)
 from common.paths import rel
 from webapp.upload import ACCEPTED_TEXT, BadImage, decode_upload
 
@@ -60,7 +63,7 @@ def _number(value, env: str, default: float) -> float:
 
 
 def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | None = None,
-               max_megapixels: float | None = None, rule_path=RULE_PATH) -> Flask:
+               max_megapixels: float | None = None, detector: str | None = None) -> Flask:
     """The Flask app with the model loaded once (in each worker process)."""
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -70,11 +73,11 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
     app.config.update(MAX_CONTENT_LENGTH=int(upload_mb * 1024 * 1024), MAX_PIXELS=int(megapixels * 1e6),
                       MAX_UPLOAD_MB=upload_mb)
 
-    state = {"cascade": None, "detector": None, "error": None, "model": None}
+    state = {"landmarker": None, "error": None, "model": None}
     lock = threading.Lock()  # cv2.dnn nets are not safe to run from two threads at once
     try:
-        state["model"] = model_folder(model)
-        state["cascade"], state["detector"] = load_pipeline(state["model"], rule_path)
+        state["model"] = resolve_model(model)
+        state["landmarker"] = make_landmarker(state["model"], detector, warn=app.logger.warning)
     except Exception as exc:  # the app still answers: /healthz and the API report it (503)
         state["error"] = f"model not loaded: {exc}"
         app.logger.error(state["error"])
@@ -109,7 +112,9 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
     def healthz():
         if state["error"]:
             return error(state["error"], 503)
-        return jsonify(status="ok", levels=state["cascade"].levels, model=rel(state["model"]))
+        lm = state["landmarker"]
+        return jsonify(status="ok", levels=lm.cascade.levels, model=rel(state["model"]),
+                       detector=lm.detector.name)
 
     @app.post("/api/landmarks")
     def landmarks():
@@ -125,12 +130,12 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
             return error(str(exc), 400)
         decoded_at = time.perf_counter()
         with lock:
-            faces = find_landmarks(decoded.gray, state["cascade"], state["detector"])
+            faces = state["landmarker"](decoded.image)
         done = time.perf_counter()
         return jsonify(
             width=decoded.width, height=decoded.height, format=decoded.format,
             faces=[f.scaled(decoded.fx, decoded.fy).as_dict() for f in faces],
-            levels=state["cascade"].levels,
+            levels=state["landmarker"].cascade.levels,
             time_ms={"decode": round((decoded_at - start) * 1000, 1),
                      "landmarks": round((done - decoded_at) * 1000, 1),
                      "total": round((done - start) * 1000, 1)},
@@ -143,21 +148,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m webapp.app", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="load the model and report, then exit")
-    ap.add_argument("--model", help="model folder")
+    add_landmarker_args(ap)
     args = ap.parse_args(argv)
     if not args.check:
         print("serve the app with ./webapp/run.sh (gunicorn); this command only has --check",
               file=sys.stderr)
         return 2
-    from common.cascade import ModelMissing
-    from common.detect import RuleMissing
     try:
-        cascade, detector = load_pipeline(args.model)
-    except (ModelMissing, RuleMissing, ValueError) as exc:
+        lm = landmarker_from_args(args)
+    except LandmarkerUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"model {rel(cascade.model_root)}: {cascade.levels} level(s), {len(cascade.nets)} nets; "
-          f"detector {detector.settings.cascade}")
+    print(f"model {rel(lm.cascade.model_root)}: {lm.cascade.levels} level(s), {len(lm.cascade.nets)} nets; "
+          f"detector {lm.detector.name}, rotations searched {', '.join(f'{a:g}' for a in lm.angles)}")
     return 0
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Serve the web app with gunicorn (several worker processes, each loading the model once).
 #
-#   ./webapp/run.sh [--host 127.0.0.1] [--port 8000] [--model DIR] [--workers 3] [--timeout 30]
-#                   [--max-upload-mb 10] [--skip-setup]
+#   ./webapp/run.sh [--host 127.0.0.1] [--port 8000] [--model DIR] [--detector mtcnn|haar]
+#                   [--workers 3] [--timeout 30] [--max-upload-mb 10] [--skip-setup]
 #
 # Runs scripts/setup.sh first (it only checks when everything is installed). Listens on
 # 127.0.0.1 unless --host says otherwise; put a reverse proxy in front to serve the public.
@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
         --host) need "$@"; HOST="$2"; shift 2 ;;
         --port) need "$@"; PORT="$2"; shift 2 ;;
         --model) need "$@"; export DEEP_LANDMARK_MODEL="$2"; shift 2 ;;
+        --detector) need "$@"; export DEEP_LANDMARK_DETECTOR="$2"; shift 2 ;;
         --workers) need "$@"; WORKERS="$2"; shift 2 ;;
         --timeout) need "$@"; TIMEOUT="$2"; shift 2 ;;
         --max-upload-mb) need "$@"; export DEEP_LANDMARK_MAX_UPLOAD_MB="$2"; shift 2 ;;

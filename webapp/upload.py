@@ -34,11 +34,11 @@ class BadImage(ValueError):
 
 @dataclass(frozen=True)
 class Decoded:
-    gray: np.ndarray  # uint8, possibly shrunk
+    image: np.ndarray  # uint8 BGR (gray for 16-bit and float images), possibly shrunk
     width: int        # of the photo itself (after EXIF orientation)
     height: int
     format: str
-    fx: float = 1.0   # original pixels per pixel of `gray`, across
+    fx: float = 1.0   # original pixels per pixel of `image`, across
     fy: float = 1.0   # and down
 
 
@@ -79,16 +79,17 @@ def _open(data: bytes) -> Image.Image:
         raise BadImage(f"corrupt or truncated image: {exc}") from None
 
 
-def _to_gray(img: Image.Image) -> np.ndarray:
+def _to_array(img: Image.Image) -> np.ndarray:
+    """8-bit BGR (colour is kept for the face detector), or gray for 16-bit/float images."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit/float: stretch to 8 bits
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         return ((arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0).astype(np.uint8)
-    return np.asarray(img.convert("L"), dtype=np.uint8)
+    return cv2.cvtColor(np.asarray(img.convert("RGB"), dtype=np.uint8), cv2.COLOR_RGB2BGR)
 
 
 def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decoded:
-    """The upload as 8-bit gray at most `work_side` pixels on its longer side; BadImage for
+    """The upload as 8-bit BGR at most `work_side` pixels on its longer side; BadImage for
     anything unusable."""
     if not data:
         raise BadImage("the uploaded file is empty")
@@ -112,22 +113,22 @@ def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decode
             # Decode at 1/2, 1/4 or 1/8 directly (DCT scaling); draft keeps at least the size
             # asked for, and the reduction is exactly a power of two.
             iw, ih = img.size
-            img.draft("L", (max(1, int(iw * scale)), max(1, int(ih * scale))))
+            img.draft("RGB", (max(1, int(iw * scale)), max(1, int(ih * scale))))
             fx = fy = float(2 ** round(np.log2(iw / img.size[0])))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
             img = ImageOps.exif_transpose(img)
-            gray = _to_gray(img)
+            pixels = _to_array(img)
     except DECODE_ERRORS as exc:
         raise BadImage(f"corrupt or truncated {fmt} image: {exc}") from None
     finally:
         src.close()
         img.close()
-    if max(gray.shape) > work_side:
-        s = work_side / max(gray.shape)
-        rows, cols = gray.shape
+    rows, cols = pixels.shape[:2]
+    if max(rows, cols) > work_side:
+        s = work_side / max(rows, cols)
         size = (max(1, round(cols * s)), max(1, round(rows * s)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
         fx, fy = fx * cols / size[0], fy * rows / size[1]
-    return Decoded(np.ascontiguousarray(gray), w, h, fmt, fx, fy)
+    return Decoded(np.ascontiguousarray(pixels), w, h, fmt, fx, fy)

@@ -68,9 +68,15 @@
       const b = face.box;
       ctx.lineWidth = line;
       ctx.strokeStyle = "#00c800";
-      ctx.strokeRect(b.left * scale, b.top * scale, (b.right - b.left) * scale, (b.bottom - b.top) * scale);
+      // The face region is the box turned by -roll about its centre (tilted heads).
+      const cx = (b.left + b.right) / 2, cy = (b.top + b.bottom) / 2;
+      ctx.save();
+      ctx.translate(cx * scale, cy * scale);
+      ctx.rotate(((face.roll || 0) * Math.PI) / 180);
+      ctx.strokeRect((b.left - cx) * scale, (b.top - cy) * scale, (b.right - b.left) * scale, (b.bottom - b.top) * scale);
       ctx.fillStyle = "#00c800";
-      ctx.fillText(String(i + 1), b.left * scale, b.top * scale - line * 2);
+      ctx.fillText(String(i + 1), (b.left - cx) * scale, (b.top - cy) * scale - line * 2);
+      ctx.restore();
       POINTS.forEach((name) => {
         const [x, y] = face.points[name];
         ctx.beginPath();

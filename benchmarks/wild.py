@@ -1,0 +1,521 @@
+"""Faces in the wild, synthesised from the CUHK test split: found rate and point error of the
+whole photo -> points path (common.landmarker.Landmarker: detector, rotation search, box rule,
+cascade) by roll, face size, canvas size and degradation.
+
+    .venv/bin/python benchmarks/wild.py [--faces 600] [--detector mtcnn] [--angles 0 45 -45 90 -90]
+        [--model DIR] [--data DIR] [--seed 0] [--json FILE] [--examples DIR] [--save-set DIR]
+
+Only test-split faces are used (never the training list). Each synthetic photo holds one of
+them, chosen evenly over the list: its square region (2.2 box widths) rotated by a roll of
+0/15/30/45/60/90 degrees (equal counts, random sign; positive = counter-clockwise as shown),
+scaled to a box width drawn log-uniformly from 24 to 400 px (at most 280 on 640x480), pasted
+through a feathered round mask onto a 640x480 or 1920x1080 canvas tiled with pieces of other
+test images that hold no listed face; then each of blur, darkening and JPEG re-encoding with
+probability 0.2. A face is found when a returned face's region holds the true eyes and nose;
+its error is the distance to the truth over the true box width (%), as elsewhere in the project.
+The set is built one photo at a time (deterministic for a --seed); about 1 s a photo with
+MTCNN and five angles on 2 shared cores, so the default 600 faces take about 10 minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common.box import Box  # noqa: E402
+from common.detectors import DEFAULT_DETECTOR, detector_names  # noqa: E402
+from common.listfile import FaceSample, format_line, read_list  # noqa: E402
+from common.nets import POINTS  # noqa: E402
+from common.orientation import DEFAULT_ANGLES, eye_roll  # noqa: E402
+from common.paths import DATA_ENV, DataMissing, data_lists, rel  # noqa: E402
+
+ROLL_BUCKETS = (0, 15, 30, 45, 60, 90)
+SIZE_BUCKETS = ((24, 32), (32, 40), (40, 64), (64, 128), (128, 256), (256, 400))
+CANVASES = ((640, 480), (1920, 1080))
+MIN_SIZE, MAX_SIZE, MAX_SIZE_SMALL = 24.0, 400.0, 280.0
+REGION = 2.2             # side of the pasted square region, in box widths
+DEGRADE_P = 0.2          # probability of each degradation
+DEGRADATIONS = ("blur", "dark", "jpeg")
+FAR_FACE = 40.0          # target (a) holds for faces at least this wide
+TARGET_FOUND = 99.0      # % found, every roll bucket up to TARGET_MAX_ROLL
+TARGET_MAX_ROLL = 60
+TARGET_RATIO = 1.3       # error at 45 degrees / error at 0
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cuhk_facepoint"
+
+
+# --- building one photo -------------------------------------------------------------------
+@dataclass
+class Photo:
+    index: int
+    source: FaceSample
+    roll: float              # degrees, counter-clockwise as shown
+    size: float              # true box width in the photo (the error normaliser)
+    canvas: tuple[int, int]  # (width, height)
+    image: np.ndarray
+    points: np.ndarray       # (5, 2) true points in the photo
+    center: tuple[float, float]
+    box_height: float
+    degradations: dict = field(default_factory=dict)
+
+    @property
+    def bucket(self) -> int:
+        return int(round(abs(self.roll)))
+
+    @property
+    def upright_box(self) -> Box:
+        """The true box in the face's own upright frame, about its centre in the photo."""
+        return Box.around(self.center[0], self.center[1], self.size / 2, self.box_height / 2)
+
+
+class Backgrounds:
+    """Pieces of test images away from their listed face: strips left, right and below the
+    box widened by a margin, so that no (unlabelled) face lands in a background."""
+    MARGIN = 0.3   # box widths/heights kept clear around the listed box
+    MIN_SIDE = 24
+
+    def __init__(self, samples: list[FaceSample]):
+        self.samples = samples
+
+    def strips(self, k: int) -> tuple[np.ndarray | None, list[tuple[int, int, int, int]]]:
+        s = self.samples[k]
+        img = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
+        if img is None:
+            return None, []
+        h, w = img.shape[:2]
+        b = s.box
+        mx, my = self.MARGIN * b.width, self.MARGIN * b.height
+        cands = [(0, int(b.left - mx), 0, h),             # x0 x1 y0 y1
+                 (int(math.ceil(b.right + mx)), w, 0, h),
+                 (0, w, int(math.ceil(b.bottom + my)), h)]
+        out = [(max(0, x0), min(w, x1), max(0, y0), min(h, y1)) for x0, x1, y0, y1 in cands]
+        return img, [r for r in out if r[1] - r[0] >= self.MIN_SIDE and r[3] - r[2] >= self.MIN_SIDE]
+
+    def piece(self, rng: np.random.Generator, exclude: Path, tw: int, th: int) -> np.ndarray:
+        """A (th, tw, 3) piece: a window of a random strip with the tile's aspect, resized."""
+        for _ in range(50):
+            k = int(rng.integers(len(self.samples)))
+            if self.samples[k].image_path == exclude:
+                continue
+            img, rects = self.strips(k)
+            if not rects:
+                continue
+            x0, x1, y0, y1 = rects[int(rng.integers(len(rects)))]
+            sw, sh = x1 - x0, y1 - y0
+            aspect = tw / th
+            ww, wh = (sw, sw / aspect) if sw / sh < aspect else (sh * aspect, sh)
+            frac = rng.uniform(0.6, 1.0)   # not always the whole strip
+            ww, wh = max(8, int(ww * frac)), max(8, int(wh * frac))
+            ox = x0 + int(rng.integers(0, sw - ww + 1))
+            oy = y0 + int(rng.integers(0, sh - wh + 1))
+            window = img[oy:oy + wh, ox:ox + ww]
+            if rng.random() < 0.5:
+                window = window[:, ::-1]
+            return cv2.resize(window, (tw, th), interpolation=cv2.INTER_LINEAR)
+        return np.full((th, tw, 3), 128, np.uint8)
+
+    def canvas(self, rng: np.random.Generator, exclude: Path, width: int, height: int) -> np.ndarray:
+        """The canvas tiled in rows of pieces of random heights and widths."""
+        out = np.empty((height, width, 3), np.uint8)
+        y = 0
+        while y < height:
+            th = int(rng.uniform(0.22, 0.45) * height)
+            th = height - y if height - y < th * 1.4 else th
+            x = 0
+            while x < width:
+                tw = int(th * rng.uniform(0.6, 1.6))
+                tw = width - x if width - x < tw * 1.4 else tw
+                out[y:y + th, x:x + tw] = self.piece(rng, exclude, tw, th)
+                x += tw
+            y += th
+        return cv2.GaussianBlur(out, (0, 0), 0.8)
+
+
+def round_mask(side: int) -> np.ndarray:
+    """(side, side) float32 weights: 1 inside 80% of the radius, fading to 0 at the edge."""
+    r = (side - 1) / 2.0
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    d = np.sqrt((xx - r) ** 2 + (yy - r) ** 2) / max(r, 1.0)
+    return np.clip((1.0 - d) / 0.2, 0.0, 1.0)
+
+
+def place(rng: np.random.Generator, canvas: tuple[int, int], side: int, size: float, roll: float) -> tuple[float, float]:
+    """A random centre for the pasted square: the square inside the canvas where it fits, else
+    (a large face on the small canvas) at least the rotated face box with a little room."""
+    w, h = canvas
+    extent = 0.5 * size * (abs(math.cos(math.radians(roll))) + abs(math.sin(math.radians(roll)))) * 1.1
+    centre = []
+    for length in (w, h):
+        half = (side - 1) / 2.0 if side <= length else min(extent, (length - 1) / 2.0)
+        centre.append(float(rng.uniform(half, length - 1 - half)))
+    return centre[0], centre[1]
+
+
+def build_photo(index: int, sample: FaceSample, roll: float, size: float, canvas: tuple[int, int],
+                backgrounds: Backgrounds, seed: int) -> Photo:
+    rng = np.random.default_rng([seed, index, 1])
+    face_img = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    if face_img is None:
+        raise FileNotFoundError(f"cannot read image {sample.image_path}")
+    width, height = canvas
+    image = backgrounds.canvas(rng, sample.image_path, width, height)
+
+    scale = size / sample.box.width
+    side = int(math.ceil(REGION * size)) | 1
+    half = (side - 1) / 2.0
+    cx, cy = sample.box.center
+    # Source image -> patch: rotate by `roll` and scale about the box centre, centre at `half`.
+    m = cv2.getRotationMatrix2D((cx, cy), roll, scale)
+    m[0, 2] += half - cx
+    m[1, 2] += half - cy
+    patch = cv2.warpAffine(face_img, m, (side, side), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    px, py = place(rng, canvas, side, size, roll)
+    ox, oy = int(round(px - half)), int(round(py - half))   # canvas pixel of patch pixel (0, 0)
+    # The paste, clipped to the canvas.
+    x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + side, width), min(oy + side, height)
+    alpha = round_mask(side)[y0 - oy:y1 - oy, x0 - ox:x1 - ox, None]
+    src = patch[y0 - oy:y1 - oy, x0 - ox:x1 - ox].astype(np.float32)
+    dst = image[y0:y1, x0:x1].astype(np.float32)
+    image[y0:y1, x0:x1] = np.clip(alpha * src + (1 - alpha) * dst + 0.5, 0, 255).astype(np.uint8)
+
+    m[0, 2] += ox
+    m[1, 2] += oy
+    pts = sample.points @ m[:, :2].T + m[:, 2]
+    centre = tuple(float(v) for v in (np.array([cx, cy]) @ m[:, :2].T + m[:, 2]))
+
+    degr: dict = {}
+    if rng.random() < DEGRADE_P:
+        sigma = float(rng.uniform(1.0, 2.5) * np.clip((size / 100.0) ** 0.3, 0.75, 1.5))
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+        degr["blur"] = {"sigma": round(sigma, 2)}
+    if rng.random() < DEGRADE_P:
+        if rng.random() < 0.5:
+            gain = float(rng.uniform(0.3, 0.5))
+            image = np.clip(image.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
+            degr["dark"] = {"gain": round(gain, 2)}
+        else:
+            gamma = float(rng.uniform(1.8, 2.6))
+            lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
+            image = cv2.LUT(image, lut)
+            degr["dark"] = {"gamma": round(gamma, 2)}
+    if rng.random() < DEGRADE_P:
+        quality = int(rng.integers(25, 51))
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        degr["jpeg"] = {"quality": quality}
+    return Photo(index, sample, roll, size, canvas, image, pts, centre,
+                 sample.box.height * scale, degr)
+
+
+def plan(n: int, seed: int) -> list[tuple[float, float, tuple[int, int]]]:
+    """(roll, size, canvas) per photo. Rolls cycle through the buckets; canvases alternate per
+    cycle of six (so every bucket gets both canvases equally)."""
+    rng = np.random.default_rng([seed, 0])
+    out = []
+    for i in range(n):
+        bucket = ROLL_BUCKETS[i % len(ROLL_BUCKETS)]
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        size = float(math.exp(rng.uniform(math.log(MIN_SIZE), math.log(MAX_SIZE))))
+        canvas = CANVASES[(i // len(ROLL_BUCKETS)) % len(CANVASES)]
+        if canvas == CANVASES[0]:
+            size = min(size, MAX_SIZE_SMALL)
+        out.append((sign * bucket if bucket else 0.0, size, canvas))
+    return out
+
+
+# --- scoring ------------------------------------------------------------------------------
+def score(photo: Photo, faces) -> tuple[dict, object]:
+    """Found (a returned face's region holds the true eyes and nose), the closest such face's
+    error (% of the true box width, per point and mean) and the false detections."""
+    best, best_err, hits = None, None, 0
+    for face in faces:
+        m = cv2.getRotationMatrix2D(face.box.center, face.roll, 1.0)
+        up = photo.points[:3] @ m[:, :2].T + m[:, 2]
+        b = face.box
+        inside = ((up[:, 0] >= b.left) & (up[:, 0] <= b.right) & (up[:, 1] >= b.top) & (up[:, 1] <= b.bottom)).all()
+        if not inside:
+            continue
+        hits += 1
+        err = np.linalg.norm(np.asarray(face.points) - photo.points, axis=1) / photo.size * 100.0
+        if best_err is None or err.mean() < best_err.mean():
+            best, best_err = face, err
+    rec = {"found": best is not None, "faces_returned": len(faces), "false_faces": len(faces) - hits}
+    if best is not None:
+        # Face.roll turns the photo upright, as does the eye-line roll of the truth (which is
+        # about minus the roll given plus the source face's own lean of a few degrees).
+        roll_err = (best.roll - eye_roll(photo.points) + 180.0) % 360.0 - 180.0
+        rec.update(error=round(float(best_err.mean()), 4),
+                   point_errors=[round(float(e), 4) for e in best_err],
+                   roll_found=round(float(best.roll), 2), roll_error=round(float(roll_err), 2),
+                   points_found=[[round(float(x), 2), round(float(y), 2)] for x, y in best.points])
+    return rec, best
+
+
+# --- examples -----------------------------------------------------------------------------
+def draw_points(img: np.ndarray, pts: np.ndarray, colour, r: int) -> None:
+    for x, y in pts:
+        cv2.circle(img, (int(round(x)), int(round(y))), r, colour, -1, cv2.LINE_AA)
+
+
+def composite(photo: Photo, faces, best) -> np.ndarray:
+    """The photo at 480 rows beside a 480x480 zoom of the face; truth green, the matched face
+    red (points and region outline), other returned faces orange."""
+    green, red, dim = (0, 220, 0), (0, 0, 255), (0, 140, 255)
+    k = 480.0 / photo.image.shape[0]
+    left = cv2.resize(photo.image, (int(round(photo.image.shape[1] * k)), 480), interpolation=cv2.INTER_AREA)
+    for f in faces:
+        cv2.polylines(left, [np.round(f.corners() * k).astype(np.int32)], True,
+                      red if f is best else dim, 1, cv2.LINE_AA)
+    draw_points(left, photo.points * k, green, 3)
+    for f in faces:
+        draw_points(left, np.asarray(f.points) * k, red if f is best else dim, 2)
+    side = REGION * photo.size
+    cx, cy = photo.center
+    z = 480.0 / side
+    m = np.array([[z, 0, 240 - cx * z], [0, z, 240 - cy * z]])
+    zoom = cv2.warpAffine(photo.image, m, (480, 480), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    zp = lambda p: np.asarray(p, np.float64) @ m[:, :2].T + m[:, 2]  # noqa: E731
+    for f in faces:
+        cv2.polylines(zoom, [np.round(zp(f.corners())).astype(np.int32)], True,
+                      red if f is best else dim, 1, cv2.LINE_AA)
+    draw_points(zoom, zp(photo.points), green, 4)
+    for f in faces:
+        draw_points(zoom, zp(f.points), red if f is best else dim, 3)
+    label = (f"#{photo.index} roll {photo.roll:+.0f} size {photo.size:.0f}px "
+             f"{'+'.join(photo.degradations) or 'clean'} "
+             + ("missed" if best is None else f"err {np.linalg.norm(np.asarray(best.points) - photo.points, axis=1).mean() / photo.size * 100:.1f}%"))
+    out = np.hstack([left, np.full((480, 4, 3), 255, np.uint8), zoom])
+    cv2.putText(out, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def example_indices(n: int, count: int = 12) -> set[int]:
+    """Two photos per roll bucket, one on each canvas, from the middle of the set."""
+    picks = set()
+    nb = len(ROLL_BUCKETS)
+    for k in range(count):
+        bucket, canvas = k % nb, (k // nb) % 2
+        cands = [i for i in range(n) if i % nb == bucket and (i // nb) % 2 == canvas]
+        if cands:
+            picks.add(cands[len(cands) // 2])
+    return picks
+
+
+# --- tables -------------------------------------------------------------------------------
+def pct(num: int, den: int) -> float | None:
+    return round(100.0 * num / den, 2) if den else None
+
+
+def summary(recs: list[dict]) -> dict:
+    found = [r for r in recs if r["found"]]
+    far = [r for r in recs if r["size"] >= FAR_FACE]
+    out = {"faces": len(recs), "found": len(found), "found_pct": pct(len(found), len(recs)),
+           "faces_far": len(far), "found_far_pct": pct(sum(r["found"] for r in far), len(far)),
+           "error": round(float(np.mean([r["error"] for r in found])), 4) if found else None,
+           "point_errors": ([round(float(v), 4) for v in np.mean([r["point_errors"] for r in found], axis=0)]
+                            if found else None),
+           "fail_pct": pct(sum(r["error"] > 5.0 for r in found), len(found)),
+           "roll_error_abs": round(float(np.mean([abs(r["roll_error"]) for r in found])), 2) if found else None,
+           "ms_median": round(float(np.median([r["ms"] for r in recs])), 1) if recs else None,
+           "ms_mean": round(float(np.mean([r["ms"] for r in recs])), 1) if recs else None,
+           "false_faces_per_photo": round(float(np.mean([r["false_faces"] for r in recs])), 3) if recs else None}
+    return out
+
+
+def fmt(v, spec: str = ".1f", width: int = 6) -> str:
+    return f"{'-':>{width}}" if v is None else f"{v:>{width}{spec}}"
+
+
+def tables(recs: list[dict]) -> dict:
+    by_roll = {b: summary([r for r in recs if r["bucket"] == b]) for b in ROLL_BUCKETS}
+    base = by_roll[0]["error"]
+    for b, s in by_roll.items():
+        s["ratio_to_0"] = round(s["error"] / base, 3) if s["error"] is not None and base else None
+    return {
+        "overall": summary(recs),
+        "by_roll": by_roll,
+        "by_size": {f"{lo}-{hi}": summary([r for r in recs if lo <= r["size"] < hi or (hi == SIZE_BUCKETS[-1][1] and r["size"] == hi)])
+                    for lo, hi in SIZE_BUCKETS},
+        "by_canvas": {f"{w}x{h}": summary([r for r in recs if tuple(r["canvas"]) == (w, h)]) for w, h in CANVASES},
+        "by_degradation": {"none": summary([r for r in recs if not r["degradations"]]),
+                           **{d: summary([r for r in recs if d in r["degradations"]]) for d in DEGRADATIONS}},
+    }
+
+
+def checks(t: dict) -> list[dict]:
+    out = []
+    worst = [(b, t["by_roll"][b]["found_far_pct"]) for b in ROLL_BUCKETS if b <= TARGET_MAX_ROLL]
+    ok = all(v is not None and v >= TARGET_FOUND for _, v in worst)
+    out.append({"name": f"(a) found >= {TARGET_FOUND:g}% for faces >= {FAR_FACE:g} px at every roll up to {TARGET_MAX_ROLL}",
+                "pass": ok, "detail": ", ".join(f"{b}: {fmt(v, '.1f', 0)}%" for b, v in worst)})
+    e0, e45 = t["by_roll"][0]["error"], t["by_roll"][45]["error"]
+    ratio = e45 / e0 if e0 and e45 is not None else None
+    out.append({"name": f"(b) mean error at 45 within {TARGET_RATIO:g}x of the error at 0",
+                "pass": ratio is not None and ratio <= TARGET_RATIO,
+                "detail": f"{fmt(e45, '.2f', 0)}% / {fmt(e0, '.2f', 0)}% = {fmt(ratio, '.2f', 0)}x"})
+    return out
+
+
+def print_tables(t: dict, checks_: list[dict]) -> None:
+    pts = " ".join(f"{p:>5}" for p in POINTS)
+    print("\n1. By roll (degrees; error in % of the true box width, found faces; "
+          f"'>={FAR_FACE:g}px' = faces at least that wide)")
+    print(f"{'roll':>5} {'faces':>5} {'found%':>6} {'>=40px%':>7} {'(n)':>5} {'err%':>6} {'x0':>5} {'fail%':>6} "
+          f"| {pts} | {'|droll|':>7}")
+    for b, s in t["by_roll"].items():
+        pe = " ".join(fmt(v, ".2f", 5) for v in (s["point_errors"] or [None] * 5))
+        print(f"{b:>5} {s['faces']:>5} {fmt(s['found_pct'])} {fmt(s['found_far_pct'], '.1f', 7)} {s['faces_far']:>5} "
+              f"{fmt(s['error'], '.2f')} {fmt(s['ratio_to_0'], '.2f', 5)} {fmt(s['fail_pct'])} | {pe} | "
+              f"{fmt(s['roll_error_abs'], '.1f', 7)}")
+    s = t["overall"]
+    pe = " ".join(fmt(v, ".2f", 5) for v in (s["point_errors"] or [None] * 5))
+    print(f"{'all':>5} {s['faces']:>5} {fmt(s['found_pct'])} {fmt(s['found_far_pct'], '.1f', 7)} {s['faces_far']:>5} "
+          f"{fmt(s['error'], '.2f')} {'':>5} {fmt(s['fail_pct'])} | {pe} | {fmt(s['roll_error_abs'], '.1f', 7)}")
+    print("   (fail% = found faces with error > 5%; |droll| = mean |roll found - roll of the true eye line|,\n"
+          "    which differs from the bucket by the source face's own lean, a few degrees)")
+
+    print("\n2. By face size (true box width, px)")
+    print(f"{'size':>8} {'faces':>5} {'found%':>6} {'err%':>6}")
+    for k, s in t["by_size"].items():
+        print(f"{k:>8} {s['faces']:>5} {fmt(s['found_pct'])} {fmt(s['error'], '.2f')}")
+
+    print("\n3. By canvas")
+    print(f"{'canvas':>9} {'faces':>5} {'found%':>6} {'err%':>6} {'ms p50':>7} {'ms mean':>7} {'false/photo':>11}")
+    for k, s in t["by_canvas"].items():
+        print(f"{k:>9} {s['faces']:>5} {fmt(s['found_pct'])} {fmt(s['error'], '.2f')} {fmt(s['ms_median'], '.0f', 7)} "
+              f"{fmt(s['ms_mean'], '.0f', 7)} {fmt(s['false_faces_per_photo'], '.2f', 11)}")
+
+    print("\n4. By degradation (a photo with several counts in each)")
+    print(f"{'':>6} {'faces':>5} {'found%':>6} {'>=40px%':>7} {'err%':>6}")
+    for k, s in t["by_degradation"].items():
+        print(f"{k:>6} {s['faces']:>5} {fmt(s['found_pct'])} {fmt(s['found_far_pct'], '.1f', 7)} {fmt(s['error'], '.2f')}")
+
+    print("\n5. Targets")
+    for c in checks_:
+        print(f"{'PASS' if c['pass'] else 'FAIL'} {c['name']}: {c['detail']}")
+
+
+# --- main ---------------------------------------------------------------------------------
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--faces", type=int, default=600, help="test faces (photos), spread evenly over the test list")
+    ap.add_argument("--detector", choices=detector_names(), default=DEFAULT_DETECTOR)
+    ap.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_ANGLES),
+                    help="rotations searched (degrees)")
+    ap.add_argument("--model", help="model folder (default: $DEEP_LANDMARK_MODEL, else the default model)")
+    ap.add_argument("--min-face", type=float, metavar="PX",
+                    help="mtcnn: search faces down to PX pixels in photos of any size, upright and "
+                         "turned (default: the detector's size-dependent limits)")
+    ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="write every photo's record and the tables here")
+    ap.add_argument("--examples", type=Path, help="write about 12 drawn composites (and a few misses) here")
+    ap.add_argument("--save-set", type=Path, help="write the photos (JPEG q95) and a CUHK-format list here")
+    args = ap.parse_args()
+    if args.faces < 1:
+        ap.error("--faces must be at least 1")
+
+    from common.boxrule import RuleMissing
+    from common.cascade import ModelMissing
+    from common.detectors import WeightsMissing
+    from common.landmarker import Landmarker
+
+    try:
+        _, test_list = data_lists(args.data or os.environ.get(DATA_ENV) or DEFAULT_DATA)
+        samples = read_list(test_list)
+    except (DataMissing, FileNotFoundError, ValueError) as exc:
+        print(f"wild.py: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    try:
+        options = {} if args.min_face is None else {"min_face_everywhere": args.min_face}
+        lm = Landmarker(model=args.model, detector=args.detector, angles=args.angles, **options)
+    except (WeightsMissing, RuleMissing, ModelMissing, ValueError) as exc:
+        print(f"wild.py: cannot load the landmarker: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    n = min(args.faces, len(samples))
+    chosen = [samples[int(i)] for i in np.round(np.linspace(0, len(samples) - 1, n)).astype(int)]
+    backgrounds = Backgrounds(samples)
+    photos_plan = plan(n, args.seed)
+    show = example_indices(n) if args.examples else set()
+    misses_left = 4
+    if args.examples:
+        args.examples.mkdir(parents=True, exist_ok=True)
+    list_lines, meta = [], []
+    if args.save_set:
+        (args.save_set / "images").mkdir(parents=True, exist_ok=True)
+
+    print(f"{n} synthetic photos from {rel(test_list)}; detector {args.detector} {lm.detector.settings()}, angles "
+          f"{' '.join(f'{a:g}' for a in args.angles)}; model {rel(lm.cascade.model_root)} "
+          f"(level {lm.cascade.levels}); seed {args.seed}", flush=True)
+    recs = []
+    start = time.perf_counter()
+    build_s = 0.0
+    for i in tqdm(range(n), desc="photos", unit="photo", dynamic_ncols=True):
+        roll, size, canvas = photos_plan[i]
+        t0 = time.perf_counter()
+        photo = build_photo(i, chosen[i], roll, size, canvas, backgrounds, args.seed)
+        t1 = time.perf_counter()
+        faces = lm(photo.image)
+        ms = (time.perf_counter() - t1) * 1000.0
+        build_s += t1 - t0
+        rec, best = score(photo, faces)
+        rec = {"index": i, "source": rel(photo.source.image_path), "roll": photo.roll, "bucket": photo.bucket,
+               "eye_roll": round(eye_roll(photo.points), 2),
+               "size": round(photo.size, 2), "canvas": list(canvas), "degradations": photo.degradations,
+               "ms": round(ms, 2), **rec,
+               "truth": [[round(float(x), 2), round(float(y), 2)] for x, y in photo.points]}
+        recs.append(rec)
+        if i in show:
+            cv2.imwrite(str(args.examples / f"wild_{i:04d}_roll{photo.roll:+.0f}_{photo.size:.0f}px.png"),
+                        composite(photo, faces, best))
+        elif args.examples and misses_left and not rec["found"] and photo.size >= FAR_FACE \
+                and photo.bucket <= TARGET_MAX_ROLL:
+            misses_left -= 1
+            cv2.imwrite(str(args.examples / f"miss_{i:04d}_roll{photo.roll:+.0f}_{photo.size:.0f}px.png"),
+                        composite(photo, faces, best))
+        if args.save_set:
+            path = args.save_set / "images" / f"{i:05d}.jpg"
+            cv2.imwrite(str(path), photo.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            list_lines.append(format_line(FaceSample(path, photo.upright_box, photo.points), args.save_set))
+            meta.append({k: rec[k] for k in ("index", "source", "roll", "size", "canvas", "degradations")})
+    elapsed = time.perf_counter() - start
+
+    t = tables(recs)
+    c = checks(t)
+    print_tables(t, c)
+    print(f"\nelapsed {elapsed:.0f} s ({build_s:.0f} s building photos, "
+          f"{sum(r['ms'] for r in recs) / 1000:.0f} s in the landmarker)")
+    if args.save_set:
+        (args.save_set / "wildImageList.txt").write_text("\n".join(list_lines) + "\n")
+        (args.save_set / "wild_meta.json").write_text(json.dumps(
+            {"note": "box = the true box in the face's upright frame about its centre in the photo; "
+                     "the face region is that box rotated by `roll` (counter-clockwise as shown)",
+             "photos": meta}, indent=1))
+        print(f"set written to {args.save_set}/ (wildImageList.txt, images/, wild_meta.json)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "settings": {"faces": n, "detector": args.detector, "angles": args.angles, "seed": args.seed,
+                         "model": rel(lm.cascade.model_root), "levels": lm.cascade.levels,
+                         "data": rel(test_list), "elapsed_s": round(elapsed, 1)},
+            "tables": t, "checks": c, "photos": recs}, indent=1))
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

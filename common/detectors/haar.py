@@ -1,0 +1,56 @@
+"""OpenCV's Haar cascade (bundled with the opencv wheel): the fallback that needs nothing else.
+Frontal, upright faces only; no points."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common.box import Box
+from common.detectors import Detection
+from common.image import to_gray, shrink_to
+
+
+@dataclass(frozen=True)
+class HaarSettings:
+    cascade: str = "haarcascade_frontalface_alt2.xml"
+    scale_factor: float = 1.1
+    min_neighbors: int = 4
+    min_size: int = 24   # pixels of the (possibly shrunk) image searched
+    max_side: int = 1024  # larger images are searched on a shrunk copy
+
+
+class Haar:
+    name = "haar"
+
+    def __init__(self, **settings):
+        self.config = HaarSettings(**settings)
+        xml = Path(cv2.data.haarcascades) / self.config.cascade
+        self.classifier = cv2.CascadeClassifier(str(xml))
+        if self.classifier.empty():
+            raise FileNotFoundError(f"cannot load the Haar cascade {xml}")
+
+    def settings(self) -> dict:
+        return asdict(self.config)
+
+    def min_face(self, height: int, width: int, turned: bool = False) -> None:
+        return None  # min_size, in the pixels of the copy searched
+
+    def work_scale(self, height: int, width: int, turned: bool = False) -> float:
+        # A turned copy is larger than the photo (up to its diagonal at 45 degrees): shrink
+        # the photo so that the turned copy fits, and detect() need not shrink it again.
+        side = max(height, width, (height + width) / 2 ** 0.5 if turned else 0)
+        return min(1.0, self.config.max_side / side)
+
+    def detect(self, image: np.ndarray, min_face: float | None = None) -> list[Detection]:
+        small, kx, ky = shrink_to(to_gray(image), self.config.max_side)
+        c = self.config
+        found = self.classifier.detectMultiScale(small, scaleFactor=c.scale_factor,
+                                                 minNeighbors=c.min_neighbors,
+                                                 minSize=(c.min_size, c.min_size))
+        # A rectangle's x is its left edge (pixel centres at integers, box.py), so edges scale
+        # back as plain multiples. Haar gives no score: every detection counts as 1.
+        return [Detection(Box(x * kx, (x + w) * kx, y * ky, (y + h) * ky), 1.0)
+                for x, y, w, h in (map(float, r) for r in found)]

@@ -1,0 +1,158 @@
+"""Tilted heads: search an image at several rotations, and measure a face's roll.
+
+Detectors find upright faces (MTCNN to about +-25 degrees of roll, Haar less). A face rolled
+further is found by running the detector on rotated copies of the image and mapping what it
+finds back into the image. Angles are degrees counter-clockwise as the image is shown (the
+convention of cv2.getRotationMatrix2D).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from common.box import Box
+from common.detectors import Detection
+from common.image import shrink_to
+
+# Rotations searched by default: a face at any roll up to +-90 degrees is within 22.5 degrees
+# of one of them.
+DEFAULT_ANGLES = (0.0, 45.0, -45.0, 90.0, -90.0)
+# Two detections from different rotations are the same face above this IoU.
+MERGE_IOU = 0.4
+# A detection with this share of its box inside another's is the same face.
+INSIDE = 0.7
+# Two detections of one face agree on its roll within this many degrees.
+AGREE = 20.0
+
+
+def rotation(image_shape, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """(2x3 matrix from image to rotated pixels, (width, height) of the rotated canvas that
+    holds the whole image). Pixel centres are at integers."""
+    h, w = image_shape[:2]
+    a = math.radians(angle)
+    c, s = abs(math.cos(a)), abs(math.sin(a))
+    # Exact sizes for quarter turns (cos/sin are off by 1e-16 there).
+    nw = int(round(w * c + h * s)) if angle % 90 else (w if angle % 180 == 0 else h)
+    nh = int(round(w * s + h * c)) if angle % 90 else (h if angle % 180 == 0 else w)
+    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+    m[0, 2] += (nw - w) / 2.0
+    m[1, 2] += (nh - h) / 2.0
+    return m, (nw, nh)
+
+
+def rotate_image(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the image rotated by `angle` on a canvas that holds all of it, the 2x3 matrix from
+    image to rotated pixels). Quarter turns are exact pixel moves."""
+    m, size = rotation(image.shape, angle)
+    turns = {90.0: cv2.ROTATE_90_COUNTERCLOCKWISE, -90.0: cv2.ROTATE_90_CLOCKWISE,
+             270.0: cv2.ROTATE_90_CLOCKWISE, 180.0: cv2.ROTATE_180, -180.0: cv2.ROTATE_180}
+    if angle == 0:
+        return image, m
+    if float(angle) in turns:
+        return cv2.rotate(image, turns[float(angle)]), m
+    return cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), m
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(m)
+
+
+def transform(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Points (N, 2) through a 2x3 affine matrix."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def eye_roll(points: np.ndarray) -> float:
+    """The rotation (degrees, counter-clockwise) that makes the line from the left to the right
+    eye horizontal, the left eye on the left: 0 for an upright face."""
+    (lx, ly), (rx, ry) = points[0], points[1]
+    return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+def map_back(det: Detection, inverse: np.ndarray, angle: float, scale=(1.0, 1.0)) -> Detection:
+    """A detection made on the image rotated by `angle` (and shrunk by 1 / `scale`), in the
+    image's own pixels."""
+    cx, cy = transform(det.box.center, inverse)[0]
+    box = Box.around(cx, cy, det.box.width * scale[0] / 2.0, det.box.height * scale[1] / 2.0)
+    points = None if det.points is None else transform(det.points, inverse)
+    return Detection(box, det.score, points, angle)
+
+
+def same_face(a: Detection, b: Detection, limit: float = MERGE_IOU) -> bool:
+    """Two detections (possibly from differently turned searches) of one face: their boxes
+    overlap, one lies mostly inside the other (a face box and a loose box around it), or their
+    centres are close for their size."""
+    (ax, ay), (bx, by) = a.box.center, b.box.center
+    size = min(a.box.width, a.box.height, b.box.width, b.box.height)
+    if a.box.iou(b.box) > limit or math.hypot(ax - bx, ay - by) < 0.5 * size:
+        return True
+    iw = min(a.box.right, b.box.right) - max(a.box.left, b.box.left)
+    ih = min(a.box.bottom, b.box.bottom) - max(a.box.top, b.box.top)
+    smaller = min(a.box.width * a.box.height, b.box.width * b.box.height)
+    return iw > 0 and ih > 0 and iw * ih > INSIDE * smaller
+
+
+def roll_of(det: Detection) -> float:
+    """The roll a detection claims: from its eye points, else the search it came from."""
+    return eye_roll(det.points) if det.points is not None else det.angle
+
+
+def _angle_apart(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def _best_of(group: Sequence[Detection]) -> Detection:
+    """The detection to keep of one face found by several searches. A search turned far from
+    the face may still report it, with its points turned the wrong way and a score as close to
+    1 as the right one's; the searches that saw the face nearly upright agree on its roll. So:
+    the detection whose roll has the most evidence: the summed log-odds of the detections that
+    agree with it within AGREE degrees (log-odds, so that one sure detection, 0.9998, outweighs
+    two unsure wrong ones, 0.87 and 0.72), then the higher score, then the smaller box (a loose
+    box around a face is a worse box of it; Haar's scores are all 1)."""
+    def evidence(d: Detection) -> float:
+        return sum(_log_odds(e.score) for e in group if _angle_apart(roll_of(d), roll_of(e)) <= AGREE)
+    return max(group, key=lambda d: (round(evidence(d), 3), d.score, -d.box.width * d.box.height))
+
+
+def _log_odds(score: float) -> float:
+    p = min(max(score, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def merge(found: Sequence[Detection], limit: float = MERGE_IOU) -> list[Detection]:
+    """One detection per face (groups seeded by the highest score)."""
+    remaining = sorted(found, key=lambda d: -d.score)
+    kept: list[Detection] = []
+    while remaining:
+        group = [d for d in remaining if same_face(remaining[0], d, limit)]
+        remaining = [d for d in remaining if not same_face(remaining[0], d, limit)]
+        kept.append(_best_of(group))
+    return kept
+
+
+def search(detector, image: np.ndarray, angles: Sequence[float] = DEFAULT_ANGLES) -> list[Detection]:
+    """Every face the detector finds in the image rotated by any of `angles`, in image pixels.
+
+    The photo is first shrunk as far as the detector allows (detector.work_scale; the turned
+    searches look for larger faces, so they may shrink it more), and the copy turned: large
+    photos cost little more than small ones."""
+    h, w = image.shape[:2]
+    copies = {}  # turned or not -> (shrunk copy, kx, ky)
+    found = []
+    for angle in angles:
+        turned = angle != 0
+        if turned not in copies:
+            copies[turned] = shrink_to(image, max(1, int(max(h, w) * detector.work_scale(h, w, turned))))
+        small, kx, ky = copies[turned]
+        # Copy pixels -> photo pixels (pixel centres at integers, as cv2.resize maps them).
+        to_photo = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+        min_face = detector.min_face(h, w, turned)
+        rotated, m = rotate_image(small, angle)
+        back = to_photo @ np.vstack([invert(m), [0.0, 0.0, 1.0]])
+        found += [map_back(d, back[:2], angle, (kx, ky))
+                  for d in detector.detect(rotated, None if min_face is None else min_face / kx)]
+    return merge(found)
