@@ -50,7 +50,8 @@ def test_released_model_accuracy_on_unseen_faces(level_errors):
 
 
 def test_detector_boxes_cost_little(tmp_path, level_errors):
-    """What predict and the webapp do: Haar detector + box rule instead of the listed boxes."""
+    """What predict and the webapp do (the Landmarker: MTCNN, rotation search, box rule) instead
+    of the listed boxes: nearly every face found, points as good as on the listed boxes."""
     import json
 
     from conftest import run_module
@@ -58,11 +59,11 @@ def test_detector_boxes_cost_little(tmp_path, level_errors):
     proc = run_module("common.evaluate", "--list", SAMPLE_DATA / "testImageList.txt", "--level", 3,
                       "--model", RELEASED_MODEL, "--boxes", "detector", "--json", out,
                       "--hist", tmp_path / "hist.png")
-    assert "the detector found" in proc.stdout
+    assert "the mtcnn detector found" in proc.stdout
     res = json.loads(out.read_text())
-    assert res["boxes"] == "detector" and 90 <= res["faces"] <= 100
+    assert res["boxes"] == "detector" and res["detector"] == "mtcnn" and 98 <= res["faces"] <= 100
     listed = float(level_errors[2].mean())
-    assert res["mean_error"] < 1.25 * listed, (res["mean_error"], listed)
+    assert res["mean_error"] < 1.06 * listed, (res["mean_error"], listed)
 
 
 def test_batched_equals_one_by_one(cascade, faces):
