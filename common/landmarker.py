@@ -237,9 +237,14 @@ def make_landmarker(model=None, detector: str | None = None, angles=DEFAULT_ANGL
         raise LandmarkerUnavailable(str(exc)) from None
 
 
-def landmarker_from_args(args: argparse.Namespace) -> Landmarker:
+def landmarker_options(args: argparse.Namespace) -> dict:
+    """make_landmarker's arguments from add_landmarker_args' options."""
     options = {} if args.min_face is None else {"min_face_everywhere": args.min_face}
-    if options and (args.detector or DEFAULT_DETECTOR) != "mtcnn":
+    if options and (args.detector or os.environ.get(DETECTOR_ENV) or DEFAULT_DETECTOR) != "mtcnn":
         raise LandmarkerUnavailable("--min-face applies to the mtcnn detector only")
-    return make_landmarker(args.model, args.detector, (0.0,) if args.upright else args.angles,
-                           args.rule, warn=lambda m: print(m, file=sys.stderr), **options)
+    return dict(model=args.model, detector=args.detector,
+                angles=(0.0,) if args.upright else tuple(args.angles), rule=args.rule, **options)
+
+
+def landmarker_from_args(args: argparse.Namespace) -> Landmarker:
+    return make_landmarker(**landmarker_options(args), warn=lambda m: print(m, file=sys.stderr))

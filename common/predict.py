@@ -1,6 +1,7 @@
 """Five facial points for every face in images or videos.
 
     python -m common.predict IMAGE_OR_VIDEO... [--json] [--out DIR] [--model DIR] [--detector NAME]
+    python -m common.predict DIR_OR_IMAGES... --jsonl FILE [--workers N]    (photo collections)
 
 Faces are found by common.landmarker.Landmarker: the face detector (MTCNN by default, Haar
 with --detector haar) searches the photo upright and turned (tilted heads), each box is mapped
@@ -8,6 +9,10 @@ to the training box convention by the detector's fitted rule (model/box_rule_<de
 and the cascade runs on it (on an upright copy for a tilted head). Prints each face's box, roll
 and points (JSON with --json). Images are only written when --out DIR is given: the input's name in DIR,
 with boxes and points drawn (videos frame by frame, as DIR/<name>.mp4).
+
+With --jsonl FILE, folders are walked for images and one JSON line per image is appended to
+FILE as it goes, on every core; re-running with the same FILE skips the images already in it
+(common/collection.py).
 
 Model folder: --model, else $DEEP_LANDMARK_MODEL, else the project's default model.
 Exit status: 0 when at least one file was processed (with or without faces), 1 when none
@@ -24,7 +29,8 @@ from typing import Sequence
 import cv2
 
 from common.draw import draw_faces
-from common.landmarker import LandmarkerUnavailable, add_landmarker_args, landmarker_from_args
+from common.landmarker import (LandmarkerUnavailable, add_landmarker_args, landmarker_from_args,
+                               landmarker_options)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 # Extensions cv2.imwrite can write; other inputs are written as PNG.
@@ -135,14 +141,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("files", nargs="+", metavar="IMAGE_OR_VIDEO")
     ap.add_argument("--json", action="store_true", help="print a JSON list, one entry per file")
     ap.add_argument("--out", type=Path, help="write the images/videos with faces drawn into DIR")
+    ap.add_argument("--jsonl", type=Path, metavar="FILE",
+                    help="photo collections: walk folders, append one JSON line per image to FILE "
+                         "(images already in FILE are skipped)")
+    ap.add_argument("--workers", type=int, help="with --jsonl: processes (default: one per core)")
     add_landmarker_args(ap)
     args = ap.parse_args(argv)
+    if args.jsonl is not None and (args.json or args.out is not None):
+        ap.error("--jsonl writes its own output: it does not go with --json or --out")
+    if args.workers is not None and (args.jsonl is None or args.workers < 1):
+        ap.error("--workers N (N >= 1) goes with --jsonl")
 
     try:
         landmarker = landmarker_from_args(args)
     except LandmarkerUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.jsonl is not None:
+        return collect(args)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
 
@@ -172,6 +188,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
     return 0 if any("error" not in r for r in results) else 1
+
+
+def collect(args) -> int:
+    from common.collection import run
+    try:
+        counts = run(args.files, args.jsonl, args.workers, landmarker_options(args))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the images done so far are in {args.jsonl}; run the same command "
+              "again to go on", file=sys.stderr)
+        return 130
+    print(f"{counts['images']} images, {counts['faces']} faces, {counts['unreadable']} unreadable files, "
+          f"{counts['skipped']} already in {args.jsonl}", file=sys.stderr)
+    return 0 if counts["images"] or counts["skipped"] else 1
 
 
 if __name__ == "__main__":

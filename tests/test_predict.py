@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -118,3 +119,40 @@ def test_predict_video_frame_by_frame(tmp_path):
         count += 1
     written.release()
     assert count == 6
+
+
+def test_jsonl_collection_streams_resumes_and_reports_bad_files(tmp_path):
+    """A folder tree on two processes: one line per image, unreadable files reported and
+    counted; an interrupted run (a cut-off last line) and a re-run lose and repeat nothing."""
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    cv2.imwrite(str(photos / "one.jpg"), cv2.imread(str(one_face_path())))
+    pair, _ = two_faces()
+    cv2.imwrite(str(photos / "sub" / "pair.png"), pair)
+    (photos / "sub" / "junk.jpg").write_bytes(b"not a picture")
+    (photos / "notes.txt").write_text("not an image name: not walked")
+    out = tmp_path / "faces.jsonl"
+    proc = run_module("common.predict", photos, "--jsonl", out, "--workers", 2)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    by_name = {Path(r["file"]).name: r for r in lines}
+    assert sorted(by_name) == ["junk.jpg", "one.jpg", "pair.png"]
+    assert len(by_name["one.jpg"]["faces"]) == 1 and len(by_name["pair.png"]["faces"]) >= 2
+    assert "error" in by_name["junk.jpg"]
+    assert "2 images" in proc.stderr and "1 unreadable" in proc.stderr
+
+    # Interrupted while writing the last line: that image is done again, nothing else.
+    text = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(text[:-1]) + text[-1][:20])
+    cv2.imwrite(str(photos / "sub" / "new.jpg"), cv2.imread(str(one_face_path())))
+    proc = run_module("common.predict", photos, "--jsonl", out)
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(Path(r["file"]).name for r in again) == ["junk.jpg", "new.jpg", "one.jpg", "pair.png"]
+    assert "2 already in" in proc.stderr
+    proc = run_module("common.predict", photos, "--jsonl", out)
+    assert out.read_text().count("\n") == 4 and "4 already in" in proc.stderr
+
+
+def test_jsonl_does_not_mix_with_json(tmp_path):
+    proc = run_module("common.predict", one_face_path(), "--jsonl", tmp_path / "a.jsonl", "--json",
+                      check=False)
+    assert proc.returncode == 2 and "--jsonl" in proc.stderr and "Traceback" not in proc.stderr

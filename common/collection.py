@@ -1,0 +1,106 @@
+"""Photo collections: five points for every image under folders, one JSON line per image,
+streamed to a file as it goes, on every core (`python -m common.predict DIR... --jsonl FILE`).
+
+- Folders are walked recursively (images only, by extension; in sorted order); files named on
+  the command line are taken as they are.
+- Each line is what `predict --json` gives for one image, or {"file", "error"} for a file that
+  cannot be read: counted and reported, never fatal.
+- One process per core (--workers), each with its own detector and cascade; the parent only
+  writes lines. Nothing is held in memory but the list of paths.
+- Re-running with the same output file skips the images it already holds, so an interrupted run
+  loses nothing (a half-written last line is dropped and that image done again).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterable, Iterator
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"}
+
+
+def walk(inputs: Iterable[str]) -> Iterator[Path]:
+    """Image files under the folders (recursively, sorted) and the files named, once each."""
+    seen = set()
+    for name in inputs:
+        path = Path(name)
+        found = (sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                 if path.is_dir() else [path])
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                yield p
+
+
+def already_done(out: Path) -> set[str]:
+    """Files the output already holds a line for. A last line cut off mid-write (an interrupted
+    run) is removed from the file so that image is done again."""
+    if not out.is_file():
+        return set()
+    done = set()
+    with open(out, "rb+") as fh:
+        good_end = 0
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                done.add(json.loads(raw)["file"])
+            except (ValueError, KeyError, TypeError):
+                break
+            good_end += len(raw)
+        fh.truncate(good_end)
+    return done
+
+
+# --- worker processes ------------------------------------------------------------------------
+_landmarker = None
+
+
+def _start_worker(options: dict) -> None:
+    global _landmarker
+    import cv2
+    cv2.setNumThreads(1)  # one process per core
+    from common.landmarker import make_landmarker
+    _landmarker = make_landmarker(**options, warn=lambda m: None)
+
+
+def _one(name: str) -> dict:
+    from common.predict import Unreadable, do_image
+    try:
+        if not Path(name).is_file():
+            raise Unreadable("no such file")
+        return do_image(Path(name), _landmarker, None)
+    except Unreadable as exc:
+        return {"file": name, "error": str(exc)}
+    except Exception as exc:  # one odd file must not stop a run over 100,000 photos
+        return {"file": name, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run(inputs: Iterable[str], out: Path, workers: int | None, options: dict,
+        progress: bool = True) -> dict:
+    """Process every image not yet in `out`; returns counts. `options` go to make_landmarker."""
+    from tqdm import tqdm
+    done = already_done(out)
+    todo = [str(p) for p in walk(inputs) if str(p) not in done]
+    counts = {"skipped": len(done), "images": 0, "faces": 0, "unreadable": 0}
+    if not todo:
+        return counts
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as fh, \
+            get_context("spawn").Pool(workers, _start_worker, (options,)) as pool, \
+            tqdm(total=len(todo), unit="image", file=sys.stderr, disable=not progress,
+                 dynamic_ncols=True, mininterval=1.0) as bar:
+        for result in pool.imap_unordered(_one, todo, chunksize=1):
+            fh.write(json.dumps(result) + "\n")
+            fh.flush()
+            if "error" in result:
+                counts["unreadable"] += 1
+            else:
+                counts["images"] += 1
+                counts["faces"] += len(result["faces"])
+            bar.update(1)
+    return counts
