@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -213,3 +214,48 @@ def test_missing_model_answers_503(tmp_path):
     assert r.status_code == 503 and "lacks level 1" in r.json["error"]
     r = post(c, encode(read(ONE_FACE)))
     assert r.status_code == 503
+
+
+MEASURE_DECODE = """
+import sys
+from webapp.upload import decode_upload
+
+def peak_mb():  # VmHWM: this process's own peak resident memory (ru_maxrss counts the parent's)
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+data = open(sys.argv[1], "rb").read()
+before = peak_mb()
+decoded = decode_upload(data, 50_000_000)
+print(before, peak_mb(), decoded.image.shape[1], decoded.image.shape[0], decoded.image.dtype)
+"""
+
+
+@pytest.mark.parametrize("kind", ["png16", "tiff_float", "png8_colour"])
+def test_high_depth_uploads_decode_in_bounded_memory(tmp_path, kind):
+    """Small files that decode to 49 megapixels of 16-bit, float or 8-bit colour pixels: the
+    worker's peak memory stays under 400 MB (the 8-bit pixel limit's order), not the 0.9-1.2 GB
+    that full-size float64 and colour copies took."""
+    import subprocess
+    import sys
+
+    from common.paths import ROOT
+    # Broad steps compress to little; the decoded size is what matters.
+    ramp = (np.arange(7000, dtype=np.float32)[None, :] // 500 * 4000) * np.ones((7000, 1), np.float32)
+    path = tmp_path / f"big.{kind}"
+    if kind == "png16":
+        cv2.imwrite(str(path) + ".png", ramp.astype(np.uint16))
+        path = Path(str(path) + ".png")
+    elif kind == "png8_colour":
+        path = Path(str(path) + ".png")
+        cv2.imwrite(str(path), np.dstack([(ramp // 100).astype(np.uint8)] * 3))
+    else:
+        Image.fromarray(ramp, mode="F").save(path, "TIFF", compression="tiff_deflate")
+    del ramp
+    assert path.stat().st_size < 10 * 1024 * 1024  # under the upload limit
+    proc = subprocess.run([sys.executable, "-c", MEASURE_DECODE, str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before, peak, width, height, dtype = proc.stdout.split()
+    assert (int(width), int(height)) == (1750, 1750) and dtype == "uint8"
+    assert int(peak) < 400, f"peak {peak} MB (imports alone {before} MB)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 ACCEPTED = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF")
 ACCEPTED_TEXT = "JPEG, PNG, BMP, WebP, GIF or TIFF"
@@ -79,13 +79,50 @@ def _open(data: bytes) -> Image.Image:
         raise BadImage(f"corrupt or truncated image: {exc}") from None
 
 
-def _to_array(img: Image.Image) -> np.ndarray:
-    """8-bit BGR (colour is kept for the face detector), or gray for 16-bit/float images."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit/float: stretch to 8 bits
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        return ((arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0).astype(np.uint8)
+HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
+# Modes Pillow's reduce() works on; others become RGB first (palette, 1-bit) or go through numpy
+# (16-bit).
+REDUCIBLE = ("L", "RGB", "RGBA", "I", "F", "LA", "CMYK")
+# Orientations (EXIF tag 0x0112) as Pillow transposes.
+ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+          6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _stretch(arr: np.ndarray) -> np.ndarray:
+    """16-bit or float pixels stretched to 8 bits (float32, on an already shrunk array)."""
+    arr = np.nan_to_num(arr.astype(np.float32, copy=False))
+    lo, hi = float(arr.min()), float(arr.max())
+    return ((arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0).astype(np.uint8)
+
+
+def _shrunk_array(img: Image.Image, work_side: int) -> np.ndarray:
+    """The decoded image at most about `work_side` pixels on its longer side, as 8-bit BGR (gray
+    for 16-bit and float images). It is shrunk in its own mode before anything is converted, so
+    memory stays near the decoded image's own size (a 7000x7000 16-bit PNG: 98 MB decoded, not
+    a gigabyte of float64)."""
+    k = max(1, -(-max(img.size) // work_side))  # integer reduction factor, rounded up
+    if img.mode in ("I;16", "I;16B", "I;16L"):  # Pillow cannot reduce these: numpy, 2 bytes a pixel
+        arr = np.asarray(img)
+        if k > 1:
+            arr = cv2.resize(arr, (max(1, arr.shape[1] // k), max(1, arr.shape[0] // k)),
+                             interpolation=cv2.INTER_AREA)
+        return _stretch(arr)
+    if img.mode not in REDUCIBLE:
+        img = img.convert("RGB")
+    if k > 1:
+        img = img.reduce(k)
+    if img.mode in HIGH_DEPTH:
+        return _stretch(np.asarray(img))
     return cv2.cvtColor(np.asarray(img.convert("RGB"), dtype=np.uint8), cv2.COLOR_RGB2BGR)
+
+
+def _oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels turned as the EXIF orientation says (as browsers show the photo)."""
+    if orientation not in ORIENT:
+        return pixels
+    turned = Image.fromarray(np.ascontiguousarray(pixels)).transpose(ORIENT[orientation])
+    return np.asarray(turned)
 
 
 def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decoded:
@@ -106,20 +143,17 @@ def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decode
     if orientation in TRANSPOSED:
         w, h = h, w
     scale = min(1.0, work_side / max(w, h))
-    fx = fy = 1.0
     src = img
     try:
         if fmt == "JPEG" and scale < 1.0:
             # Decode at 1/2, 1/4 or 1/8 directly (DCT scaling); draft keeps at least the size
-            # asked for, and the reduction is exactly a power of two.
+            # asked for.
             iw, ih = img.size
             img.draft("RGB", (max(1, int(iw * scale)), max(1, int(ih * scale))))
-            fx = fy = float(2 ** round(np.log2(iw / img.size[0])))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            img = ImageOps.exif_transpose(img)
-            pixels = _to_array(img)
+            pixels = _oriented(_shrunk_array(img, work_side), orientation)
     except DECODE_ERRORS as exc:
         raise BadImage(f"corrupt or truncated {fmt} image: {exc}") from None
     finally:
@@ -128,7 +162,8 @@ def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decode
     rows, cols = pixels.shape[:2]
     if max(rows, cols) > work_side:
         s = work_side / max(rows, cols)
-        size = (max(1, round(cols * s)), max(1, round(rows * s)))
-        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        fx, fy = fx * cols / size[0], fy * rows / size[1]
+        pixels = cv2.resize(pixels, (max(1, round(cols * s)), max(1, round(rows * s))),
+                            interpolation=cv2.INTER_AREA)
+    # Photo pixels per pixel of the copy (the copy spans the whole photo).
+    fx, fy = w / pixels.shape[1], h / pixels.shape[0]
     return Decoded(np.ascontiguousarray(pixels), w, h, fmt, fx, fy)
