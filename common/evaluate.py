@@ -114,7 +114,6 @@ def evaluate_faces(listed: list, level: int, model: Path | None = None, progress
     cascade = Cascade(model, levels=level)
     landmarker = None
     if boxes == "detector":
-        from common.detectors import DEFAULT_DETECTOR
         from common.landmarker import Landmarker
         landmarker = Landmarker(detector=detector or DEFAULT_DETECTOR, cascade=cascade)
     from common.landmarker import to_photo
