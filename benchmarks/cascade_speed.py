@@ -1,9 +1,14 @@
-"""Cascade inference speed on the committed sample's faces (listed boxes, no detection).
+"""Cascade inference speed on the committed sample's faces (listed boxes, no detection), next to
+the speed of its nets alone, measured in the same run.
 
-    .venv/bin/python benchmarks/cascade_speed.py [--model DIR] [--seconds 10] [--faces 400]
+    .venv/bin/python benchmarks/cascade_speed.py [--model DIR] [--rounds 7] [--faces 256]
 
-For batch size 1 (one face per call: a web request) and 256 (many faces per net call): faces/s,
-and for batch 1 the latency per face (mean, p50, p99). Each setting runs for about --seconds.
+For each batch size (faces per call): the cascade's time per face (`Cascade.predict_levels`,
+crops included) and the nets' alone (the sum of each net's forward pass at that batch on inputs
+of its size), in alternating rounds so that a busy machine slows both alike; medians over
+--rounds. "share" is nets alone / cascade: the part of the cascade's time its nets take (1.0:
+no overhead). Batch 1 runs on one thread (a web request's cascade); larger batches use OpenCV's
+default thread count unless --threads is given.
 """
 from __future__ import annotations
 
@@ -23,52 +28,71 @@ from common.listfile import read_list  # noqa: E402
 from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, rel  # noqa: E402
 
 
-def run_batches(cascade: Cascade, grays, boxes, batch: int, seconds: float) -> dict:
-    """Calls predict_levels on `batch` faces at a time, cycling over the faces, for `seconds`."""
-    cascade.batch_size = batch
-    cascade.predict_levels(grays[:batch], boxes[:batch])  # warm-up
-    per_call, faces, i = [], 0, 0
+def cascade_seconds(cascade: Cascade, grays, boxes, batch: int, calls: int) -> float:
+    """Seconds per face of predict_levels on `calls` batches of `batch` faces."""
+    cascade.batch_size = max(batch, 1)
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        idx = [(i + k) % len(grays) for k in range(batch)]
-        t0 = time.perf_counter()
+    for c in range(calls):
+        idx = [(c * batch + k) % len(grays) for k in range(batch)]
         cascade.predict_levels([grays[k] for k in idx], [boxes[k] for k in idx])
-        per_call.append(time.perf_counter() - t0)
-        faces += batch
-        i += batch
-    total = time.perf_counter() - start
-    ms = np.array(per_call) * 1000 / batch
-    return {"batch": batch, "faces": faces, "seconds": round(total, 2),
-            "faces_per_s": round(faces / total, 1),
-            "ms_per_face_mean": round(float(ms.mean()), 3),
-            "ms_per_face_p50": round(float(np.percentile(ms, 50)), 3),
-            "ms_per_face_p99": round(float(np.percentile(ms, 99)), 3)}
+    return (time.perf_counter() - start) / (calls * batch)
+
+
+def nets_seconds(cascade: Cascade, batch: int, calls: int, rng) -> float:
+    """Seconds per face of every loaded net's forward pass alone, at `batch` faces a call."""
+    total = 0.0
+    for net, (h, w, channels) in cascade.net_inputs_shapes().items():
+        x = rng.standard_normal((batch, channels, h, w)).astype(np.float32)
+        start = time.perf_counter()
+        for _ in range(calls):
+            net.setInput(x)
+            net.forward()
+        total += time.perf_counter() - start
+    return total / (calls * batch)
+
+
+def measure(cascade: Cascade, grays, boxes, batch: int, rounds: int, threads: int) -> dict:
+    cv2.setNumThreads(threads)
+    rng = np.random.default_rng(0)
+    calls = max(1, 256 // batch)
+    cascade_seconds(cascade, grays, boxes, batch, 1)  # warm-up: first calls plan each net
+    nets_seconds(cascade, batch, 1, rng)
+    casc, nets = [], []
+    for _ in range(rounds):
+        nets.append(nets_seconds(cascade, batch, calls, rng))
+        casc.append(cascade_seconds(cascade, grays, boxes, batch, calls))
+    c_ms, n_ms = 1000 * float(np.median(casc)), 1000 * float(np.median(nets))
+    return {"batch": batch, "threads": cv2.getNumThreads(), "rounds": rounds,
+            "cascade_ms_per_face": round(c_ms, 4), "nets_alone_ms_per_face": round(n_ms, 4),
+            "cascade_faces_per_s": round(1000 / c_ms, 1), "nets_alone_faces_per_s": round(1000 / n_ms, 1),
+            "share": round(n_ms / c_ms, 3)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (default: $DEEP_LANDMARK_MODEL, else the default model)")
-    ap.add_argument("--seconds", type=float, default=10.0, help="time per batch size")
-    ap.add_argument("--faces", type=int, default=400, help="sample faces to cycle over")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per batch size (median taken)")
+    ap.add_argument("--faces", type=int, default=256, help="sample faces to cycle over")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 256])
-    ap.add_argument("--threads", type=int, default=0, help="cv2.setNumThreads (0: OpenCV's default)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="OpenCV threads for batches above 1 (0: OpenCV's default); batch 1 uses one")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
-    if args.threads:
-        cv2.setNumThreads(args.threads)
+    default_threads = cv2.getNumThreads()
     cascade = Cascade(resolve_model(args.model))
     faces = (read_list(SAMPLE_DATA / TEST_LIST) + read_list(SAMPLE_DATA / TRAIN_LIST))[:args.faces]
     grays = [f.load_gray() for f in faces]
     boxes = [f.box for f in faces]
-    print(f"model {rel(cascade.model_root)}: levels 1-{cascade.levels} ({len(cascade.nets)} nets); "
-          f"{len(faces)} sample faces; OpenCV threads {cv2.getNumThreads()}")
+    print(f"model {rel(cascade.model_root)}: levels 1-{cascade.levels} ({cascade.describe()}); "
+          f"{len(faces)} sample faces")
     rows = []
     for batch in args.batches:
-        row = run_batches(cascade, grays, boxes, batch, args.seconds)
+        threads = 1 if batch == 1 else (args.threads or default_threads)
+        row = measure(cascade, grays, boxes, batch, args.rounds, threads)
         rows.append(row)
-        print(f"batch {batch:4d}: {row['faces_per_s']:8.1f} faces/s   per face: mean "
-              f"{row['ms_per_face_mean']:.2f} ms, p50 {row['ms_per_face_p50']:.2f} ms, "
-              f"p99 {row['ms_per_face_p99']:.2f} ms   ({row['faces']} faces in {row['seconds']} s)")
+        print(f"batch {batch:4d}, {row['threads']} thread(s): cascade {row['cascade_ms_per_face']:.3f} ms/face "
+              f"({row['cascade_faces_per_s']:.0f} faces/s); nets alone {row['nets_alone_ms_per_face']:.3f} "
+              f"ms/face ({row['nets_alone_faces_per_s']:.0f} faces/s); share {row['share']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"model": rel(cascade.model_root), "levels": cascade.levels,
                                          "results": rows}, indent=2))

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common.box import Box
-from common.crops import crop_box, net_input
+from common.box import Box, Boxes
+from common.crops import crop_boxes, standardise_all
 from common.nets import NETS, POINTS, NetSpec, of_level
 from common.paths import MODEL_DIR, RELEASED_MODEL, rel
 
@@ -85,6 +85,7 @@ class Cascade:
         self.levels = levels
         self.batch_size = batch_size
         self.nets: dict[str, cv2.dnn.Net] = {}
+        self._pool: ThreadPoolExecutor | None = None
         for spec in NETS:
             if spec.level <= levels:
                 deploy, weights = net_files(self.model_root, spec)
@@ -93,47 +94,84 @@ class Cascade:
                 net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
                 self.nets[spec.key] = net
 
+    def _crop_pool(self) -> ThreadPoolExecutor | None:
+        """Threads for cutting crops, as many as OpenCV uses (none when it uses one)."""
+        threads = cv2.getNumThreads()
+        if threads <= 1:
+            return None
+        if self._pool is None or self._pool._max_workers != threads:
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="crops")
+        return self._pool
+
+    def describe(self) -> str:
+        return f"{len(self.nets)} nets"
+
+    def net_inputs_shapes(self) -> dict[cv2.dnn.Net, tuple[int, int, int]]:
+        """Each loaded net and its input (height, width, channels): for timing the nets alone."""
+        return {self.nets[s.key]: (s.height, s.width, 1) for s in NETS if s.key in self.nets}
+
     # --- one net ------------------------------------------------------------------------
     def forward(self, spec: NetSpec, inputs: np.ndarray) -> np.ndarray:
         """Raw outputs (N, 2k) of net `spec` for standardised inputs (N, H, W)."""
         net = self.nets[spec.key]
+        if len(inputs) <= self.batch_size and inputs.dtype == np.float32 and inputs.flags.c_contiguous:
+            net.setInput(inputs[:, None])
+            return net.forward().reshape(len(inputs), -1)
         outs = []
         for i in range(0, len(inputs), self.batch_size):
             blob = np.ascontiguousarray(inputs[i:i + self.batch_size, None], dtype=np.float32)
             net.setInput(blob)
-            outs.append(net.forward().reshape(len(blob), -1).copy())
+            outs.append(net.forward().reshape(len(blob), -1))
         return np.concatenate(outs) if outs else np.zeros((0, spec.n_outputs), np.float32)
 
-    def _run(self, spec: NetSpec, grays: Sequence[np.ndarray], boxes: Sequence[Box]) -> np.ndarray:
-        """Absolute positions (N, k, 2) that net `spec` predicts from crops of `boxes`."""
-        inputs = np.stack([net_input(g, b, spec) for g, b in zip(grays, boxes)])
-        rel_out = self.forward(spec, inputs).reshape(len(boxes), -1, 2)
-        return np.stack([b.to_absolute(r) for b, r in zip(boxes, rel_out)])
-
     # --- levels -------------------------------------------------------------------------
-    def level1(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
-               nets: Sequence[str] | None = None) -> np.ndarray:
-        """Mean of the level-1 nets' estimates per point (`nets`: only these, e.g. ["F1"])."""
-        total = np.zeros((len(faces), len(POINTS), 2))
-        count = np.zeros(len(POINTS))
-        for spec in of_level(1):
-            if nets is not None and spec.name not in nets:
-                continue
-            crops = [crop_box(spec, f) for f in faces]
-            total[:, list(spec.point_indices)] += self._run(spec, grays, crops)
-            count[list(spec.point_indices)] += 1
-        return total / count[None, :, None]
+    def net_points(self, specs: Sequence[NetSpec], grays: Sequence[np.ndarray], faces: Boxes,
+                   estimates: np.ndarray | None = None) -> list[np.ndarray]:
+        """Each net's points (N, k, 2) in image pixels, for nets `specs` of one level.
 
-    def refine(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box],
-               estimates: np.ndarray) -> np.ndarray:
-        shift = np.zeros_like(estimates)
+        All crops of a level are cut and standardised together, one batch per input size, so
+        the per-net work is only the forward pass.
+        """
+        boxes = crop_boxes(specs, faces, estimates)  # (K, N)
+        n = len(faces)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for k, spec in enumerate(specs):
+            by_size.setdefault((spec.width, spec.height), []).append(k)
+        relative: list[np.ndarray] = [np.empty(0)] * len(specs)
+        for (w, h), ks in by_size.items():
+            crops = boxes[ks].ravel().crops(list(grays) * len(ks), w, h, self._crop_pool())
+            inputs = standardise_all(crops).reshape(len(ks), n, h, w)
+            for j, k in enumerate(ks):
+                relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
+        if len({r.shape for r in relative}) == 1:
+            return list(boxes.to_absolute(np.stack(relative)))
+        return [boxes[k].to_absolute(r) for k, r in enumerate(relative)]
+
+    def level1(self, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
+               nets: Sequence[str] | None = None) -> np.ndarray:
+        """Mean (N, 5, 2) of the level-1 nets' estimates per point (`nets`: only these, e.g.
+        ["F1"])."""
+        faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
+        specs = [s for s in of_level(1) if nets is None or s.name in nets]
+        total = np.zeros((len(POINTS), len(faces), 2))  # point-major, for np.add.at
         count = np.zeros(len(POINTS))
-        for spec in of_level(level):
-            p = spec.point_indices[0]
-            patches = [crop_box(spec, f, est[p]) for f, est in zip(faces, estimates)]
-            shift[:, p] += self._run(spec, grays, patches)[:, 0] - estimates[:, p]
-            count[p] += 1
-        return estimates + shift / count[None, :, None]
+        for spec, points in zip(specs, self.net_points(specs, grays, faces)):
+            np.add.at(total, list(spec.point_indices), points.transpose(1, 0, 2))
+            count[list(spec.point_indices)] += 1
+        return (total / count[:, None, None]).transpose(1, 0, 2)
+
+    def refine(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
+               estimates: np.ndarray) -> np.ndarray:
+        """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point."""
+        faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
+        specs = of_level(level)
+        which = [s.point_indices[0] for s in specs]
+        found = np.stack(self.net_points(specs, grays, faces, estimates))[:, :, 0]  # (K, N, 2)
+        shift = np.zeros((len(POINTS), len(faces), 2))
+        # np.add.at adds in net order: the same sums as one net at a time.
+        np.add.at(shift, which, found - estimates[:, which].transpose(1, 0, 2))
+        count = np.bincount(which, minlength=len(POINTS)).astype(float)
+        return estimates + (shift / count[:, None, None]).transpose(1, 0, 2)
 
     def predict_levels(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
                        levels: int | None = None) -> list[np.ndarray]:
@@ -143,9 +181,10 @@ class Cascade:
             raise ValueError(f"cascade loaded {self.levels} levels, asked for {levels}")
         if len(faces) == 0:
             return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)]
-        out = [self.level1(grays, faces)]
+        boxes = Boxes.of(faces)
+        out = [self.level1(grays, boxes)]
         for level in range(2, levels + 1):
-            out.append(self.refine(level, grays, faces, out[-1]))
+            out.append(self.refine(level, grays, boxes, out[-1]))
         return out
 
     def predict(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.box import Box
+from typing import Sequence
+
+from common.box import Box, Boxes
 from common.nets import NetSpec
 
 
@@ -19,6 +21,14 @@ def standardise(patch: np.ndarray) -> np.ndarray:
     return x / std if std > 1e-6 else x
 
 
+def standardise_all(patches: np.ndarray) -> np.ndarray:
+    """`standardise` of each patch of a stack (N, H, W), in one pass."""
+    x = patches.astype(np.float32)
+    x -= x.mean(axis=(1, 2), keepdims=True)
+    std = x.std(axis=(1, 2), keepdims=True)
+    return np.divide(x, std, out=x, where=std > 1e-6)
+
+
 def crop_box(spec: NetSpec, face_box: Box, center: tuple[float, float] | None = None) -> Box:
     """The box net `spec` looks at: a region of the face box (level 1), or a square patch of
     the face box's proportions centred on an estimate of its point (levels 2-3)."""
@@ -27,6 +37,23 @@ def crop_box(spec: NetSpec, face_box: Box, center: tuple[float, float] | None = 
     if center is None:
         raise ValueError(f"net {spec.name} needs the estimate of {spec.points[0]} to centre its patch")
     return face_box.patch(center[0], center[1], spec.half_size)
+
+
+def crop_boxes(specs: Sequence[NetSpec], faces: Boxes, estimates: np.ndarray | None = None) -> Boxes:
+    """`crop_box` of each of the N faces for each of K nets of one level: boxes (K, N).
+    `estimates` (N, 5, 2): the points the patch nets centre on."""
+    if all(s.region is not None for s in specs):
+        return faces.sub([s.region for s in specs])
+    if estimates is None or any(s.half_size is None for s in specs):
+        raise ValueError("patch nets need the previous level's estimates, and one level's nets "
+                         "are either all region nets or all patch nets")
+    centers = estimates[:, [s.point_indices[0] for s in specs]].transpose(1, 0, 2)
+    return faces.patches(centers, [s.half_size for s in specs])
+
+
+def net_inputs(grays: Sequence[np.ndarray], boxes: Boxes, spec: NetSpec) -> np.ndarray:
+    """`net_input` of box i in grays[i], for a 1-D batch of boxes: (N, height, width) float32."""
+    return standardise_all(boxes.crops(grays, spec.width, spec.height))
 
 
 def net_input(gray: np.ndarray, box: Box, spec: NetSpec, angle: float = 0.0) -> np.ndarray:

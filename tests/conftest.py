@@ -10,8 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from common.box import Box
 from common.listfile import read_list
 from common.paths import ROOT, SAMPLE_DATA, TEST_LIST, TRAIN_LIST
 
@@ -87,3 +89,16 @@ def trained_level1(tmp_path_factory, level1_hdf5) -> Trained:
     for log in sorted(log_dir.glob("*.log")):
         save_artifact(log)
     return Trained(model_root, level1_hdf5, log_dir, proc.stdout, seconds)
+
+
+def odd_boxes(image_w: int, image_h: int, n: int = 40, seed: int = 0) -> list[Box]:
+    """Boxes of every kind the cascade meets: inside, leaving each edge, smaller than a net
+    input, much larger than the image, fractional edges."""
+    rng = np.random.default_rng(seed)
+    boxes = [Box(-30, 40, -20, 50), Box(image_w - 60, image_w + 10, image_h - 65, image_h + 5),
+             Box(100, 112, 100, 113), Box(-100, image_w + 150, -80, image_h + 170)]
+    for _ in range(n - len(boxes)):
+        w = rng.uniform(8, 1.5 * image_w)
+        x, y = rng.uniform(-0.3 * w, image_w), rng.uniform(-0.3 * w, image_h)
+        boxes.append(Box(x, x + w, y, y + w * rng.uniform(0.8, 1.25)))
+    return boxes

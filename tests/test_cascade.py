@@ -66,6 +66,54 @@ def test_detector_boxes_cost_little(tmp_path, level_errors):
     assert res["mean_error"] < 1.06 * listed, (res["mean_error"], listed)
 
 
+def reference_points(cascade: Cascade, gray: np.ndarray, box) -> np.ndarray:
+    """The cascade written out plainly for one face, one net at a time, with the per-face crops
+    that training uses (common.crops.net_input): the definition the fast path must meet."""
+    from common.crops import crop_box, net_input
+    from common.nets import POINTS, of_level
+
+    def run(spec, crop):
+        x = net_input(gray, crop, spec)[None]
+        return crop.to_absolute(cascade.forward(spec, x).reshape(-1, 2))
+
+    total, count = np.zeros((len(POINTS), 2)), np.zeros(len(POINTS))
+    for spec in of_level(1):
+        total[list(spec.point_indices)] += run(spec, crop_box(spec, box))
+        count[list(spec.point_indices)] += 1
+    est = total / count[:, None]
+    for level in range(2, cascade.levels + 1):
+        shift, count = np.zeros_like(est), np.zeros(len(POINTS))
+        for spec in of_level(level):
+            p = spec.point_indices[0]
+            shift[p] += run(spec, crop_box(spec, box, est[p]))[0] - est[p]
+            count[p] += 1
+        est = est + shift / count[:, None]
+    return est
+
+
+def test_fast_path_gives_the_plain_cascades_points(cascade, faces):
+    """Crops cut in batches (threads, one standardisation per level) change no point: at most
+    1e-3 px from the plain one-face-one-net cascade, on real faces and on boxes leaving the
+    image, tiny and huge."""
+    import cv2
+
+    from conftest import odd_boxes
+    grays = [f.load_gray() for f in faces[:40]]
+    boxes = [f.box for f in faces[:40]]
+    extra = odd_boxes(grays[0].shape[1], grays[0].shape[0], n=24)
+    grays += [grays[0]] * len(extra)
+    boxes += extra
+    threads = cv2.getNumThreads()
+    try:
+        for n in (2, 1):
+            cv2.setNumThreads(n)
+            fast = cascade.predict_levels(grays, boxes)[-1]
+            plain = np.stack([reference_points(cascade, g, b) for g, b in zip(grays, boxes)])
+            assert np.abs(fast - plain).max() <= 1e-3, (n, np.abs(fast - plain).max())
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def test_batched_equals_one_by_one(cascade, faces):
     few = faces[:6]
     grays = [f.load_gray() for f in few]

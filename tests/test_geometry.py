@@ -216,3 +216,45 @@ def test_rotation_keeps_left_eye_on_the_eye(test_faces, angle):
     # Wrong positions (projection without the rotation, or with the opposite angle) do not.
     assert np.mean(wrong0) < np.mean(good_unrot) - 0.3, (wrong0, good_unrot)
     assert np.mean(wrong_sign) < np.mean(good_unrot) - 0.3, (wrong_sign, good_unrot)
+
+
+# --- the vector form, Boxes -----------------------------------------------------------------
+def test_boxes_do_box_arithmetic_bit_for_bit(test_faces):
+    """Boxes (whole batches) gives exactly Box's numbers: sub-regions, patches, back-projection
+    and the crops themselves, for level-1 regions and level-2/3 patches."""
+    from common.box import Boxes
+    from common.crops import crop_boxes, standardise, standardise_all
+    from conftest import odd_boxes
+    gray = test_faces[0].load_gray()
+    boxes = odd_boxes(gray.shape[1], gray.shape[0])
+    faces = Boxes.of(boxes)
+    rng = np.random.default_rng(1)
+    estimates = np.stack([b.to_absolute(rng.uniform(0, 1, (5, 2))) for b in boxes])
+    for level in (1, 2, 3):
+        specs = of_level(level)
+        batch = crop_boxes(specs, faces, estimates if level > 1 else None)  # (K, N)
+        assert batch.left.shape == (len(specs), len(boxes))
+        for k, spec in enumerate(specs):
+            alone = [crop_box(spec, b, None if level == 1 else est[spec.point_indices[0]])
+                     for b, est in zip(boxes, estimates)]
+            assert [batch[k].box(i) for i in range(len(boxes))] == alone, spec.name
+            crops = batch[k].crops([gray] * len(boxes), spec.width, spec.height)
+            ref = np.stack([b.crop(gray, spec.width, spec.height) for b in alone])
+            assert crops.dtype == np.uint8 and np.array_equal(crops, ref), spec.name
+            np.testing.assert_allclose(standardise_all(crops), np.stack([standardise(c) for c in ref]),
+                                       rtol=0, atol=1e-5)
+            rel = rng.uniform(-0.2, 1.2, (len(boxes), len(spec.points), 2))
+            np.testing.assert_array_equal(batch[k].to_absolute(rel),
+                                          np.stack([b.to_absolute(r) for b, r in zip(alone, rel)]))
+
+
+def test_boxes_crops_share_work_among_threads_alike(test_faces):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from common.box import CROPS_PER_TASK, Boxes
+    from conftest import odd_boxes
+    gray = test_faces[1].load_gray()
+    boxes = Boxes.of(odd_boxes(gray.shape[1], gray.shape[0], n=3 * CROPS_PER_TASK + 5, seed=2))
+    with ThreadPoolExecutor(2) as pool:
+        threaded = boxes.crops([gray] * len(boxes), 15, 15, pool)
+    np.testing.assert_array_equal(threaded, boxes.crops([gray] * len(boxes), 15, 15))
