@@ -110,7 +110,8 @@ def run(inputs: Iterable[str], out: Path, workers: int | None, options: dict,
     if not todo:
         return counts
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as fh, engine(todo, workers, options) as results, \
+    # The engine first: one that cannot start (Ray missing) leaves no file behind.
+    with engine(todo, workers, options) as results, open(out, "a", encoding="utf-8") as fh, \
             tqdm(total=len(todo), unit="image", file=sys.stderr, disable=not progress,
                  dynamic_ncols=True, mininterval=1.0) as bar:
         for result in results:
