@@ -23,7 +23,8 @@ Options:
                  model/, dataset/hdf5/, log/ and result/
   --only STEP    run (and redo) just this step
   --from STEP    run (and redo) this step and the ones after it
-  --gpu N        train on GPU N (needs a GPU build of Caffe; the set-up installs the CPU one)
+  --gpu N[,M..]  train on GPU N, or one Caffe process per listed GPU (needs a GPU build of
+                 Caffe; the set-up installs the CPU one)
   --jobs N       Caffe processes at once (default: one per core)
   -h, --help     this text
 EOF
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         --out) OUT="${2:?--out needs a folder}"; shift 2 ;;
         --only) ONLY="${2:?--only needs a step}"; shift 2 ;;
         --from) FROM="${2:?--from needs a step}"; shift 2 ;;
-        --gpu) GPU="${2:?--gpu needs a device number}"; shift 2 ;;
+        --gpu) GPU="${2:?--gpu needs a device number or a comma list}"; shift 2 ;;
         --jobs) JOBS="${2:?--jobs needs a number}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bootstrap.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;

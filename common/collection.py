@@ -6,7 +6,8 @@ streamed to a file as it goes, on every core (`python -m common.predict DIR... -
 - Each line is what `predict --json` gives for one image, or {"file", "error"} for a file that
   cannot be read: counted and reported, never fatal.
 - One process per core (--workers), each with its own detector and cascade; the parent only
-  writes lines. Nothing is held in memory but the list of paths.
+  writes lines. Nothing is held in memory but the list of paths. The same per-image function
+  runs on a Ray cluster instead with --engine ray (common/cluster.py).
 - Re-running with the same output file skips the images it already holds, so an interrupted run
   loses nothing (a half-written last line is dropped and that image done again).
 """
@@ -15,9 +16,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import AbstractContextManager, contextmanager
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
+
+# An engine: (images to do, workers, make_landmarker options) -> a context that holds an
+# iterator of their lines, in finishing order.
+Engine = Callable[..., AbstractContextManager]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"}
 
@@ -67,34 +73,48 @@ def _start_worker(options: dict) -> None:
     _landmarker = make_landmarker(**options, warn=lambda m: None)
 
 
-def _one(name: str) -> dict:
+def _one(name: str, read_from: str | None = None) -> dict:
+    """The JSON line of one image. `read_from`: where this worker finds the file when that is
+    not `name` (a cluster worker gets an absolute path); the line always says `name`."""
     from common.predict import Unreadable, do_image
+    path = Path(read_from or name)
     try:
-        if not Path(name).is_file():
+        if not path.is_file():
             raise Unreadable("no such file")
-        return do_image(Path(name), _landmarker, None)
+        result = do_image(path, _landmarker, None)
     except Unreadable as exc:
-        return {"file": name, "error": str(exc)}
+        result = {"file": name, "error": str(exc)}
     except Exception as exc:  # one odd file must not stop a run over 100,000 photos
-        return {"file": name, "error": f"{type(exc).__name__}: {exc}"}
+        result = {"file": name, "error": f"{type(exc).__name__}: {exc}"}
+    result["file"] = name
+    return result
+
+
+@contextmanager
+def pool_results(todo: list[str], workers: int | None, options: dict) -> Iterator[Iterator[dict]]:
+    """The local engine: one spawned process per core (or `workers`), lines in finishing order."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    with get_context("spawn").Pool(workers, _start_worker, (options,)) as pool:
+        yield pool.imap_unordered(_one, todo, chunksize=1)
 
 
 def run(inputs: Iterable[str], out: Path, workers: int | None, options: dict,
-        progress: bool = True) -> dict:
-    """Process every image not yet in `out`; returns counts. `options` go to make_landmarker."""
+        progress: bool = True, engine: Engine = pool_results) -> dict:
+    """Process every image not yet in `out`; returns counts. `options` go to make_landmarker;
+    `engine` runs the per-image function over the images (the local pool, or
+    common.cluster.ray_results) and yields their lines as they finish."""
     from tqdm import tqdm
     done = already_done(out)
     todo = [str(p) for p in walk(inputs) if str(p) not in done]
     counts = {"skipped": len(done), "images": 0, "faces": 0, "unreadable": 0}
     if not todo:
         return counts
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as fh, \
-            get_context("spawn").Pool(workers, _start_worker, (options,)) as pool, \
+    # The engine first: one that cannot start (Ray missing) leaves no file behind.
+    with engine(todo, workers, options) as results, open(out, "a", encoding="utf-8") as fh, \
             tqdm(total=len(todo), unit="image", file=sys.stderr, disable=not progress,
                  dynamic_ncols=True, mininterval=1.0) as bar:
-        for result in pool.imap_unordered(_one, todo, chunksize=1):
+        for result in results:
             fh.write(json.dumps(result) + "\n")
             fh.flush()
             if "error" in result:

