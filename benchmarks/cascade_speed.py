@@ -23,8 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.cascade import Cascade, resolve_model  # noqa: E402
+from common.cascade import Cascade  # noqa: E402
 from common.listfile import read_list  # noqa: E402
+from common.netfiles import MODEL_HELP, resolve_model  # noqa: E402
 from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, rel  # noqa: E402
 
 
@@ -70,7 +71,7 @@ def measure(cascade: Cascade, grays, boxes, batch: int, rounds: int, threads: in
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model folder (default: $DEEP_LANDMARK_MODEL, else the default model)")
+    ap.add_argument("--model", help=MODEL_HELP)
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per batch size (median taken)")
     ap.add_argument("--faces", type=int, default=256, help="sample faces to cycle over")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 256])

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from common.box import Box  # noqa: E402
 from common.detectors import DEFAULT_DETECTOR, detector_names  # noqa: E402
 from common.listfile import FaceSample, format_line, read_list  # noqa: E402
+from common.netfiles import MODEL_HELP  # noqa: E402
 from common.nets import POINTS  # noqa: E402
 from common.orientation import DEFAULT_ANGLES, eye_roll  # noqa: E402
 from common.paths import DATA_ENV, DataMissing, data_lists, rel  # noqa: E402
@@ -414,7 +415,7 @@ def main() -> int:
     ap.add_argument("--detector", choices=detector_names(), default=DEFAULT_DETECTOR)
     ap.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_ANGLES),
                     help="rotations searched (degrees)")
-    ap.add_argument("--model", help="model folder (default: $DEEP_LANDMARK_MODEL, else the default model)")
+    ap.add_argument("--model", help=MODEL_HELP)
     ap.add_argument("--min-face", type=float, metavar="PX",
                     help="mtcnn: search faces down to PX pixels in photos of any size, upright and "
                          "turned (default: the detector's size-dependent limits)")

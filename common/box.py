@@ -50,8 +50,11 @@ class Box:
         return cls(x - half_w, x + half_w, y - half_h, y + half_h)
 
     @classmethod
-    def from_xywh(cls, x: float, y: float, w: float, h: float) -> "Box":
-        return cls(x, x + w, y, y + h)
+    def from_xywh(cls, x: float, y: float, w: float, h: float, kx: float = 1.0, ky: float = 1.0) -> "Box":
+        """An OpenCV rectangle (x, y, width, height), found in a copy of the image shrunk kx
+        times across and ky times down. Its x and y are its left and top edges (pixel centres
+        at integers), so the edges scale back as plain multiples."""
+        return cls(x * kx, (x + w) * kx, y * ky, (y + h) * ky)
 
     # --- measures -----------------------------------------------------------------------
     @property

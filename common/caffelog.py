@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import plotting
+from common.console import log_to_console
+from common.nets import LEVELS, NetSpec, of_level
 from common.paths import LOG_DIR, rel
 
 _NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf|-nan|-inf))"
@@ -21,6 +25,7 @@ RE_LR = re.compile(r"Iteration (\d+), lr = " + _NUM)
 RE_TESTING = re.compile(r"Iteration (\d+), Testing net")
 RE_TEST_OUT = re.compile(r"Test net output #\d+: (\w+) = " + _NUM)
 RE_SPEED = re.compile(r"Iteration (\d+) \(([\d.]+) iter/s")
+RE_PROGRESS = re.compile(r"Iteration (\d+) \(")  # "Iteration N (x iter/s, ...), loss = ..."
 
 
 @dataclass
@@ -69,6 +74,12 @@ def last_speed(text: str) -> float | None:
     return float(found[-1][1]) if found else None
 
 
+def last_loss(rows: list[Row], test: bool = False) -> float | None:
+    """The last train (or `test`) loss logged, None when there is none."""
+    values = [r.test_loss if test else r.train_loss for r in rows]
+    return next((v for v in reversed(values) if v is not None), None)
+
+
 def diverged(rows: list[Row], limit: float = 1e3) -> str | None:
     """Why the run looks broken (a NaN or infinite loss, or one above `limit`), or None."""
     for r in rows:
@@ -78,29 +89,64 @@ def diverged(rows: list[Row], limit: float = 1e3) -> str | None:
     return None
 
 
+# glog's line prefix: "I1128 08:56:10.124317  5109 solver.cpp:239] ..." (level, month, day, time).
 _STAMP = re.compile(r"^[IWEF](\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2}\.\d+)")
+
+
+def stamp_seconds(line: str) -> float | None:
+    """Seconds since the start of the month of a glog line's time stamp (None: no stamp)."""
+    m = _STAMP.match(line)
+    if m is None:
+        return None
+    return ((int(m.group(2)) * 24 + int(m.group(3))) * 60 + int(m.group(4))) * 60 + float(m.group(5))
+
+
+def iteration_times(text: str) -> list[tuple[int, float]]:
+    """(iteration, stamp_seconds) of each of Caffe's progress lines."""
+    out = []
+    for line in text.splitlines():
+        if (m := RE_PROGRESS.search(line)) and (secs := stamp_seconds(line)) is not None:
+            out.append((int(m.group(1)), secs))
+    return out
 
 
 def wall_seconds(text: str) -> float:
     """Training time in a log: first to last glog time stamp of each run, summed over the
     runs appended to it (a resumed run adds a segment)."""
     total, first, last = 0.0, None, None
-
-    def secs(m) -> float:
-        return ((int(m.group(2)) * 24 + int(m.group(3))) * 60 + int(m.group(4))) * 60 + float(m.group(5))
-
     for line in text.splitlines():
         if line.startswith("# deep-landmark:"):
             if first is not None and last is not None:
                 total += max(0.0, last - first)
             first = last = None
-        elif m := _STAMP.match(line):
-            s = secs(m)
-            first = s if first is None else first
-            last = s
+        elif (secs := stamp_seconds(line)) is not None:
+            first = secs if first is None else first
+            last = secs
     if first is not None and last is not None:
         total += max(0.0, last - first)
     return total
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """Where a training log ended (the report's budget table, the release manifest)."""
+    iterations: int                # the last iteration logged (0: none)
+    train_loss: float | None       # the last losses logged
+    test_loss: float | None
+    wall_seconds: float            # wall_seconds()
+    speed: float | None            # last_speed()
+
+
+def summarise(text: str) -> LogSummary:
+    rows = parse(text)
+    return LogSummary(iterations=max((r.iteration for r in rows), default=0), train_loss=last_loss(rows),
+                      test_loss=last_loss(rows, test=True), wall_seconds=wall_seconds(text),
+                      speed=last_speed(text))
+
+
+def log_path(spec: NetSpec, log_dir: str | os.PathLike = LOG_DIR) -> Path:
+    """Where model.train writes net `spec`'s Caffe log: log/<level>_<name>.log."""
+    return Path(log_dir) / f"{spec.key}.log"
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -130,32 +176,22 @@ def _draw(ax, rows: list[Row], title: str) -> None:
 
 
 def plot(rows: list[Row], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plotting.pyplot().subplots(figsize=(6, 4))
     _draw(ax, rows, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plotting.save(fig, path, dpi=100)
 
 
 def plot_many(logs: dict[str, list[Row]], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     n = len(logs)
     cols = min(n, 5) or 1
     nrows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
+    fig, axes = plotting.pyplot().subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
     for ax, (name, rows) in zip(axes.ravel(), logs.items()):
         _draw(ax, rows, name)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plotting.save(fig, path, dpi=90)
 
 
 def process(log: Path) -> list[Row]:
@@ -168,10 +204,11 @@ def process(log: Path) -> list[Row]:
 
 
 def process_level(level: int, log_dir: Path = LOG_DIR) -> Path | None:
-    from common.nets import of_level
+    """CSV and PNG of each log of the level's nets, and one page of all their curves (None: no
+    logs)."""
     logs = {}
     for spec in of_level(level):
-        log = Path(log_dir) / f"{spec.key}.log"
+        log = log_path(spec, log_dir)
         if log.is_file():
             logs[spec.key] = process(log)
     if not logs:
@@ -184,11 +221,12 @@ def process_level(level: int, log_dir: Path = LOG_DIR) -> Path | None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("logs", nargs="*", type=Path, help="Caffe log files")
-    p.add_argument("--level", type=int, choices=[1, 2, 3], help="all logs of a level, plus one page")
+    p.add_argument("--level", type=int, choices=LEVELS, help="all logs of a level, plus one page")
     p.add_argument("--log-dir", type=Path, default=LOG_DIR)
     args = p.parse_args(argv)
     if not args.logs and not args.level:
         p.error("name log files or --level")
+    log_to_console()
     for log in args.logs:
         if not log.is_file():
             sys.exit(f"error: no such log: {log}")

@@ -6,13 +6,13 @@ around each current estimate per net, map each net's output back through its own
 and add the mean of the two nets' displacements. Many faces go through each net at once.
 
 A model folder holds <level>_<name>/deploy.prototxt and <level>_<name>/weights.caffemodel for
-each net: model/ after training here, or model/released/ (the project's default model).
+each net (common.netfiles): model/ after training here, or model/released/ (the project's
+default model).
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -22,51 +22,14 @@ from tqdm import tqdm
 from common.box import Box, Boxes
 from common.crops import crop_boxes, standardise_all
 from common.nets import NETS, POINTS, NetSpec, of_level
-from common.paths import MODEL_DIR, RELEASED_MODEL, rel
-
-WEIGHTS = "weights.caffemodel"
-DEPLOY = "deploy.prototxt"
+# WEIGHTS and resolve_model are also imported from here by model/train.py and webapp/app.py
+# (until they import them from common.netfiles, their home).
+from common.netfiles import WEIGHTS, deploy_files, levels_available, missing_nets, resolve_model  # noqa: F401
+from common.paths import rel
 
 
 class ModelMissing(FileNotFoundError):
-    pass
-
-
-def net_files(model_root: Path, spec: NetSpec) -> tuple[Path, Path]:
-    folder = Path(model_root) / spec.key
-    return folder / DEPLOY, folder / WEIGHTS
-
-
-def levels_available(model_root: Path) -> int:
-    """The highest level L such that every net of levels 1..L is in the folder (0: none)."""
-    top = 0
-    for level in (1, 2, 3):
-        if all(all(p.is_file() for p in net_files(model_root, s)) for s in of_level(level)):
-            top = level
-        else:
-            break
-    return top
-
-
-# Names the model folder when no --model is given (predict, webapp, evaluate, benchmarks).
-MODEL_ENV = "DEEP_LANDMARK_MODEL"
-
-
-def resolve_model(arg: str | os.PathLike | None = None) -> Path:
-    """The model folder every command uses: the argument, else $DEEP_LANDMARK_MODEL, else
-    default_model()."""
-    chosen = arg or os.environ.get(MODEL_ENV)
-    return Path(chosen).expanduser().resolve() if chosen else default_model()
-
-
-def default_model() -> Path:
-    """model/ when it holds the whole cascade trained here, else the released model (else
-    whatever part model/ has)."""
-    if levels_available(MODEL_DIR) == 3:
-        return MODEL_DIR
-    if levels_available(RELEASED_MODEL) >= 1 or levels_available(MODEL_DIR) == 0:
-        return RELEASED_MODEL
-    return MODEL_DIR
+    """A model folder lacks nets the cascade needs; the message names them."""
 
 
 class Cascade:
@@ -77,8 +40,7 @@ class Cascade:
         have = levels_available(self.model_root)
         levels = levels or max(have, 1)
         if have < levels:
-            missing = [s.key for s in NETS if s.level <= levels
-                       and not all(p.is_file() for p in net_files(self.model_root, s))]
+            missing = missing_nets(self.model_root, levels)
             raise ModelMissing(f"model folder {rel(self.model_root)} lacks level {have + 1} "
                                f"({', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}); "
                                "train it (./bootstrap.sh) or choose another folder")
@@ -88,7 +50,7 @@ class Cascade:
         self._pool: ThreadPoolExecutor | None = None
         for spec in NETS:
             if spec.level <= levels:
-                deploy, weights = net_files(self.model_root, spec)
+                deploy, weights = deploy_files(spec, self.model_root)
                 net = cv2.dnn.readNetFromCaffe(str(deploy), str(weights))
                 net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
                 net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
@@ -193,7 +155,8 @@ class Cascade:
 
     def predict_samples(self, samples, levels: int | None = None, chunk: int = 1000,
                         progress: bool = True) -> list[np.ndarray]:
-        """Estimates after each level for list-file faces (common.listfile.FaceSample)."""
+        """Estimates (N, 5, 2) in image pixels after each level 1..levels, for N list-file faces
+        (common.listfile.FaceSample), their images read `chunk` at a time."""
         levels = levels or self.levels
         parts = [self.predict_levels(grays, [s.box for s in part], levels)
                  for part, grays in load_chunks(samples, chunk, progress, f"cascade L1-{levels}")]

@@ -11,54 +11,37 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from common import plotting
 from common.cascade import Cascade, ModelMissing, load_chunks
+from common.console import log_to_console
 from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import ListFileError, read_list
-from common.nets import POINTS
+from common.metrics import F1_ALONE, FAILURE, face_errors, result_name, summary
+from common.netfiles import MODEL_HELP
+from common.nets import LEVELS, POINTS
 from common.paths import DATA_ENV, RESULT_DIR, DataMissing, data_lists, rel
-
-FAILURE = 0.05
-
-
-def errors(pred: np.ndarray, truth: np.ndarray, box_widths: np.ndarray) -> np.ndarray:
-    """(N, 5) point-to-truth distances divided by the face box width."""
-    return np.linalg.norm(pred - truth, axis=2) / np.asarray(box_widths)[:, None]
-
-
-def summary(err: np.ndarray) -> dict:
-    out = {p: {"mean_error": float(err[:, i].mean()), "failure_rate": float((err[:, i] > FAILURE).mean())}
-           for i, p in enumerate(POINTS)}
-    out["mean_error"] = float(err.mean())
-    out["failure_rate"] = float((err > FAILURE).mean())
-    out["faces"] = int(len(err))
-    return out
-
-
-def label(key: str) -> str:
-    return "F1 only" if key == "F1" else key
 
 
 def table(results: dict[str, dict]) -> str:
+    """Mean errors and failure rates of `results` (metrics.summary per key), in % of box width."""
     head = f"{'level':<8}" + "".join(f"{p:>8}" for p in POINTS) + f"{'mean':>8}"
-    lines = ["mean error, % of box width", head]
-    for lv, s in results.items():
-        lines.append(f"{label(lv):<8}" + "".join(f"{100 * s[p]['mean_error']:8.2f}" for p in POINTS)
-                     + f"{100 * s['mean_error']:8.2f}")
-    lines += ["", "failure rate (error > 5%), %", head]
-    for lv, s in results.items():
-        lines.append(f"{label(lv):<8}" + "".join(f"{100 * s[p]['failure_rate']:8.2f}" for p in POINTS)
-                     + f"{100 * s['failure_rate']:8.2f}")
+    lines = []
+    for title, field in (("mean error, % of box width", "mean_error"),
+                         ("failure rate (error > 5%), %", "failure_rate")):
+        lines += ["", title, head] if lines else [title, head]
+        for key, s in results.items():
+            lines.append(f"{result_name(key, level_word=False):<8}"
+                         + "".join(f"{100 * s[p][field]:8.2f}" for p in POINTS) + f"{100 * s[field]:8.2f}")
     return "\n".join(lines)
 
 
 def histogram(err: np.ndarray, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(POINTS), figsize=(15, 3), sharey=True)
+    """Per-point histograms of errors `err` (N, 5), failures marked, written to `path`."""
+    fig, axes = plotting.pyplot().subplots(1, len(POINTS), figsize=(15, 3), sharey=True)
     bins = np.linspace(0, 0.15, 61)
     for i, (ax, p) in enumerate(zip(axes, POINTS)):
         e = err[:, i]
@@ -68,10 +51,16 @@ def histogram(err: np.ndarray, path: Path, title: str) -> None:
         ax.set_xlabel("error / box width", fontsize=8)
     axes[0].set_ylabel("faces")
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plotting.save(fig, path, dpi=90)
+
+
+class Evaluation(NamedTuple):
+    """What evaluate_faces returns, for N faces and levels 1..L. `summaries` and `errors` are
+    keyed F1_ALONE ("F1": F1 by itself, the paper's baseline), then "1" .. "L"."""
+    summaries: dict[str, dict]       # metrics.summary of each key's errors
+    errors: dict[str, np.ndarray]    # (N, 5) error / box width of each face and point
+    faces: list                      # the N faces (common.listfile.FaceSample) in list order
+    predictions: list[np.ndarray]    # one (N, 5, 2) array of points in image pixels per level
 
 
 class NoFaces(ValueError):
@@ -97,17 +86,15 @@ def _detected(landmarker, part, images):
 
 
 def evaluate(list_path: Path, level: int, model: Path | None = None, limit: int | None = None,
-             progress: bool = True, boxes: str = "list", detector: str | None = None
-             ) -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
-    """evaluate_faces on the faces of a list file."""
+             progress: bool = True, boxes: str = "list", detector: str | None = None) -> Evaluation:
+    """evaluate_faces on the faces of a list file (the first `limit`)."""
     return evaluate_faces(read_list(list_path, limit), level, model, progress, boxes, detector)
 
 
 def evaluate_faces(listed: list, level: int, model: Path | None = None, progress: bool = True,
-                   boxes: str = "list", detector: str | None = None
-                   ) -> tuple[dict[str, dict], dict[str, np.ndarray], list, list[np.ndarray]]:
-    """Summaries and (N, 5) errors keyed "F1" (F1 alone, the paper's baseline), "1", "2", "3" up
-    to `level`; the faces; every level's predictions. `boxes="detector"` runs the cascade where
+                   boxes: str = "list", detector: str | None = None) -> Evaluation:
+    """The cascade's levels 1..`level` (model folder `model`: common.netfiles.resolve_model) and
+    F1 alone on list-file faces `listed`. `boxes="detector"` runs the cascade where
     the Landmarker (face detector `detector`, box rule, upright copies of rolled faces) puts
     it instead of on the listed boxes (faces it misses are left out); errors are still relative
     to the listed box's width."""
@@ -133,19 +120,17 @@ def evaluate_faces(listed: list, level: int, model: Path | None = None, progress
         raise NoFaces("no face to evaluate" + (": the detector found none of the listed faces"
                                                if landmarker is not None else ""))
     preds = [np.concatenate([p[lv] for p in parts]) for lv in range(level)]
-    truth = np.stack([f.points for f in faces])
-    widths = np.array([f.box.width for f in faces])
-    errs = {"F1": errors(np.concatenate(f1), truth, widths)}
-    errs.update({str(lv): errors(pred, truth, widths) for lv, pred in enumerate(preds, 1)})
-    return {k: summary(e) for k, e in errs.items()}, errs, faces, preds
+    errs = {F1_ALONE: face_errors(np.concatenate(f1), faces)}
+    errs.update({str(lv): face_errors(pred, faces) for lv, pred in enumerate(preds, 1)})
+    return Evaluation({k: summary(e) for k, e in errs.items()}, errs, faces, preds)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--list", type=Path, help="list file (default: the data set's testImageList.txt)")
     p.add_argument("--data", help=f"data set folder (default ${DATA_ENV} or dataset/train/)")
-    p.add_argument("--level", type=int, choices=[1, 2, 3], default=3, help="evaluate levels 1..LEVEL")
-    p.add_argument("--model", type=Path, help="model folder (default: model/ if trained, else model/released)")
+    p.add_argument("--level", type=int, choices=LEVELS, default=LEVELS[-1], help="evaluate levels 1..LEVEL")
+    p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--limit", type=int, help="only the first N faces")
     p.add_argument("--boxes", choices=["list", "detector"], default="list",
                    help="face boxes: the list file's (default), or found by the face detector and "
@@ -155,23 +140,25 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--hist", type=Path, help="histogram PNG (default result/level<L>_<list>.png)")
     args = p.parse_args(argv)
+    log_to_console()
     try:
         list_path = args.list or data_lists(args.data)[1]
         t0 = time.time()
         listed = read_list(list_path, args.limit)
-        results, errs, faces, _ = evaluate_faces(listed, args.level, args.model, boxes=args.boxes,
-                                                 detector=args.detector)
+        result = evaluate_faces(listed, args.level, args.model, boxes=args.boxes, detector=args.detector)
     except (DataMissing, ListFileError, FileNotFoundError, ModelMissing, NoFaces, ValueError) as exc:
         sys.exit(f"error: {exc}")
     secs = time.time() - t0
-    found = "" if args.boxes == "list" else f" (the {args.detector} detector found {len(faces)} of {len(listed)})"
-    print(f"{len(faces)} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {secs:.1f} s")
-    print(table(results))
+    n = len(result.faces)
+    found = "" if args.boxes == "list" else f" (the {args.detector} detector found {n} of {len(listed)})"
+    print(f"{n} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {secs:.1f} s")
+    print(table(result.summaries))
     stem = Path(list_path).stem.replace("ImageList", "")
     hist = args.hist or RESULT_DIR / f"level{args.level}_{stem}.png"
-    histogram(errs[str(args.level)], hist, f"level {args.level} on {Path(list_path).name} ({len(faces)} faces)")
+    histogram(result.errors[str(args.level)], hist, f"level {args.level} on {Path(list_path).name} ({n} faces)")
     print(f"histograms: {rel(hist)}")
     if args.json:
+        results = result.summaries
         out = dict(results[str(args.level)], level=args.level, list=str(list_path), boxes=args.boxes,
                    detector=args.detector if args.boxes == "detector" else None, levels=results)
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ the web app, `evaluate --boxes detector` and the benchmarks all go through this 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,9 +28,12 @@ from common.boxrule import BoxRule, load_rule, rule_path
 from common.detectors import (DEFAULT_DETECTOR, FALLBACK_DETECTOR, Detection, WeightsMissing,
                               detector_names, load_detector)
 from common.image import to_gray
+from common.netfiles import MODEL_HELP
 from common.nets import POINTS
 from common.orientation import DEFAULT_ANGLES, invert, roll_of, search, transform
 from common.paths import rel
+
+log = logging.getLogger(__name__)
 
 # Faces rolled by more than this are turned upright before the cascade. The level-1 nets were
 # trained with +-10 degrees of added roll on faces that already lean a little, but even on the
@@ -92,11 +95,11 @@ class Landmarker:
     def __init__(self, model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
                  angles: Sequence[float] = DEFAULT_ANGLES, rule: str | os.PathLike | None = None,
                  cascade=None, **detector_options):
-        """`model`: cascade folder (common.cascade.resolve_model); `detector`: a name in
+        """`model`: cascade folder (common.netfiles.resolve_model); `detector`: a name in
         common.detectors.DETECTORS; `angles`: rotations searched (`(0,)`: upright faces only);
         `rule`: the detector's box rule file (default model/box_rule_<detector>.json)."""
-        from common.cascade import Cascade, resolve_model
-        self.cascade = cascade or Cascade(resolve_model(model))
+        from common.cascade import Cascade
+        self.cascade = cascade or Cascade(model)
         rule = rule or rule_path(detector)
         self.rule_file = load_rule(rule)
         if self.rule_file.detector != detector:
@@ -200,7 +203,7 @@ class LandmarkerUnavailable(Exception):
 
 
 def add_landmarker_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--model", help="model folder (default: $DEEP_LANDMARK_MODEL, else the default model)")
+    ap.add_argument("--model", help=MODEL_HELP)
     ap.add_argument("--detector", choices=detector_names(),
                     help=f"face detector (default: ${DETECTOR_ENV}, else {DEFAULT_DETECTOR}, or "
                          f"{FALLBACK_DETECTOR} when {DEFAULT_DETECTOR}'s weights are not installed)")
@@ -218,12 +221,13 @@ def add_landmarker_args(ap: argparse.ArgumentParser) -> None:
 
 
 def make_landmarker(model=None, detector: str | None = None, angles=DEFAULT_ANGLES, rule=None,
-                    warn=print, **options) -> Landmarker:
+                    warn=None, **options) -> Landmarker:
     """A Landmarker. The detector: `detector`, else $DEEP_LANDMARK_DETECTOR, else the default
-    one, or Haar when the default one's weights are not installed (said through `warn`).
-    LandmarkerUnavailable when it cannot be made."""
+    one, or Haar when the default one's weights are not installed (said through `warn`, by
+    default this module's logger). LandmarkerUnavailable when it cannot be made."""
     from common.boxrule import RuleMissing
     from common.cascade import ModelMissing
+    warn = warn or log.warning
     detector = detector or os.environ.get(DETECTOR_ENV) or None
     try:
         try:
@@ -247,4 +251,6 @@ def landmarker_options(args: argparse.Namespace) -> dict:
 
 
 def landmarker_from_args(args: argparse.Namespace) -> Landmarker:
-    return make_landmarker(**landmarker_options(args), warn=lambda m: print(m, file=sys.stderr))
+    """make_landmarker from add_landmarker_args' options; its warning goes to the log (stderr
+    when nothing configures logging)."""
+    return make_landmarker(**landmarker_options(args))

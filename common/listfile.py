@@ -42,10 +42,17 @@ class FaceSample:
         return img
 
     def mirrored(self, image_width: int) -> "FaceSample":
-        """The same face in the image flipped left-right: x -> W-1-x, left/right points swapped."""
-        pts = self.points.copy()
-        pts[:, 0] = image_width - 1 - pts[:, 0]
-        return FaceSample(self.image_path, self.box.mirrored(image_width), pts[list(MIRROR_ORDER)])
+        """The same face in the image flipped left-right (mirror_points, Box.mirrored)."""
+        return FaceSample(self.image_path, self.box.mirrored(image_width), mirror_points(self.points, image_width))
+
+
+def mirror_points(points: np.ndarray, image_width: int) -> np.ndarray:
+    """Five points (5, 2) of a face, in the image flipped left-right (cv2.flip(img, 1)):
+    x -> W-1-x, and the left and right points swapped (MIRROR_ORDER), so that LE is still the
+    eye on the left."""
+    pts = np.array(points, copy=True)
+    pts[:, 0] = image_width - 1 - pts[:, 0]
+    return pts[list(MIRROR_ORDER)]
 
 
 def parse_line(line: str, base: Path, where: str) -> FaceSample:

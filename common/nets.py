@@ -54,6 +54,8 @@ NETS: tuple[NetSpec, ...] = (
     *_patch_nets(2, (0.16, 0.18)),
     *_patch_nets(3, (0.11, 0.12)),
 )
+# The cascade's levels, in order: everything that loops over levels or offers --level reads this.
+LEVELS: tuple[int, ...] = tuple(sorted({s.level for s in NETS}))
 
 
 def by_name(name: str) -> NetSpec:
@@ -66,5 +68,5 @@ def by_name(name: str) -> NetSpec:
 def of_level(level: int) -> list[NetSpec]:
     nets = [s for s in NETS if s.level == level]
     if not nets:
-        raise ValueError(f"no nets at level {level}; levels are 1, 2, 3")
+        raise ValueError(f"no nets at level {level}; levels are {', '.join(map(str, LEVELS))}")
     return nets

@@ -1,7 +1,7 @@
 """The evaluation report in result/: error tables per level beside the published numbers,
 the training budget, histograms, loss curves and example images.
 
-    python -m common.report [--data DIR] [--model model/] [--out result/] [--log-dir log/]
+    python -m common.report [--data DIR] [--model DIR] [--out result/] [--log-dir log/]
 """
 from __future__ import annotations
 
@@ -18,13 +18,18 @@ import cv2
 import numpy as np
 
 from common import caffelog
-from common.cascade import ModelMissing, levels_available
-from common.evaluate import FAILURE, evaluate, histogram
+from common.cascade import ModelMissing
+from common.console import log_to_console
+from common.evaluate import Evaluation, evaluate, histogram
 from common.listfile import ListFileError
+from common.metrics import FAILURE, result_name
+from common.netfiles import MODEL_HELP, levels_available, resolve_model
 from common.nets import NETS, POINTS
-from common.paths import DATA_ENV, LOG_DIR, MODEL_DIR, RESULT_DIR, DataMissing, data_lists, rel
+from common.paths import DATA_ENV, LOG_DIR, RESULT_DIR, DataMissing, data_lists, rel
 
-# SPEC.md section 3: mean error in % of box width on the CUHK test split.
+# Published mean errors in % of box width on the CUHK test split: the paper's (Sun, Wang, Tang,
+# CVPR 2013; read off its bar charts, to about +-0.05) and those of the earlier Caffe
+# reimplementation (github.com/luoyetx/deep-landmark, its log/level{1,2,3}_test.log).
 PUBLISHED = {
     "paper, F1 alone": [1.40, 1.42, 1.64, 1.76, 1.80],
     "paper, level 1": [1.28, 1.30, 1.40, 1.64, 1.67],
@@ -36,12 +41,8 @@ PUBLISHED = {
 }
 PUBLISHED_FAILURES = {
     "paper, level 3 (read off its bar chart)": [0.8, 0.5, 0.4, 1.6, 1.7],
-    "luoyetx, level 3": [2.8, 2.7, 3.1, 4.9, 4.9],
+    "luoyetx, level 3": [2.8, 2.7, 3.1, 4.9, 4.8],
 }
-
-
-def _name(key: str) -> str:
-    return "F1 alone" if key == "F1" else f"level {key}"
 
 
 def _row(name: str, values) -> str:
@@ -60,26 +61,24 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}"
 
 
-def budget_rows(model: Path, log_dir: Path) -> list[str]:
+def budget_rows(log_dir: Path) -> list[str]:
+    """A table row per net that has a training log."""
     rows = []
     for spec in NETS:
-        log = Path(log_dir) / f"{spec.key}.log"
+        log = caffelog.log_path(spec, log_dir)
         if not log.is_file():
             continue
-        text = log.read_text(errors="replace")
-        parsed = caffelog.parse(text)
-        iters = max((r.iteration for r in parsed), default=0)
-        train = [r.train_loss for r in parsed if r.train_loss is not None]
-        test = [r.test_loss for r in parsed if r.test_loss is not None]
-        speed = caffelog.last_speed(text)
-        rows.append(f"| {spec.key} | {iters} | {caffelog.wall_seconds(text) / 60:.1f} | "
-                    f"{speed if speed else float('nan'):.1f} | "
-                    f"{train[-1] if train else float('nan'):.2e} | {test[-1] if test else float('nan'):.2e} |")
+        s = caffelog.summarise(log.read_text(errors="replace"))
+        nan = float("nan")
+        rows.append(f"| {spec.key} | {s.iterations} | {s.wall_seconds / 60:.1f} | "
+                    f"{s.speed if s.speed else nan:.1f} | "
+                    f"{nan if s.train_loss is None else s.train_loss:.2e} | "
+                    f"{nan if s.test_loss is None else s.test_loss:.2e} |")
     return rows
 
 
 def examples(faces, preds: np.ndarray, path: Path, n: int = 8) -> None:
-    """A strip of test faces: truth in green, prediction in red."""
+    """A strip of test faces: truth in green, prediction in red (`preds` (N, 5, 2) pixels)."""
     tiles = []
     for f, pr in zip(faces[:n], preds[:n]):
         img = cv2.imread(str(f.image_path))
@@ -95,78 +94,102 @@ def examples(faces, preds: np.ndarray, path: Path, n: int = 8) -> None:
 
 
 def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit: int | None = None) -> Path:
+    """Evaluate `model` on the data set's test list, write result files and README.md into
+    `out`; returns the README."""
     list_path = data_lists(data)[1]
     levels = levels_available(model)
     if levels == 0:
         raise ModelMissing(f"no trained nets in {rel(model)}")
     t0 = time.time()
-    results, errs, faces, preds = evaluate(list_path, levels, model, limit)
+    result = evaluate(list_path, levels, model, limit)
     secs = time.time() - t0
+    write_files(result, list_path, model, out, log_dir)
+    readme = out / "README.md"
+    readme.write_text(render(result, list_path.name, model, secs, budget_rows(log_dir), figures(out, levels)))
+    return readme
+
+
+def write_files(result: Evaluation, list_path: Path, model: Path, out: Path, log_dir: Path) -> None:
+    """evaluation.json, the histograms, the examples and the loss curves."""
+    levels = len(result.predictions)
+    n = len(result.faces)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(
-        {"list": str(list_path.name), "faces": len(faces), "model": rel(model),
-          "levels": results}, indent=1) + "\n")
+        {"list": str(list_path.name), "faces": n, "model": rel(model), "levels": result.summaries},
+        indent=1) + "\n")
     for lv in range(1, levels + 1):
-        histogram(errs[str(lv)], out / f"level{lv}_test.png", f"level {lv} on {list_path.name} ({len(faces)} faces)")
-    examples(faces, preds[-1], out / "examples.png")
+        histogram(result.errors[str(lv)], out / f"level{lv}_test.png", f"level {lv} on {list_path.name} ({n} faces)")
+    examples(result.faces, result.predictions[-1], out / "examples.png")
     for lv in range(1, levels + 1):
         page = caffelog.process_level(lv, log_dir)
         if page is not None:
             shutil.copyfile(page, out / f"loss_level{lv}.png")
 
-    head = "| | " + " | ".join(POINTS) + " |\n|---|" + "---|" * len(POINTS)
-    lines = [
-        "# Evaluation on the CUHK test split",
-        "",
-        f"{len(faces)} faces of `{list_path.name}`, model `{rel(model)}`, written by `python -m common.report` "
-        f"on {time.strftime('%Y-%m-%d')}. Error = distance to the true point / face box width; "
-        f"failure = error > {FAILURE:.2f}.",
-        "",
-        "## Mean error, % of box width",
-        "",
-        head,
-    ]
-    lines += [_row(f"**this project, {_name(lv)}**", [100 * s[p]["mean_error"] for p in POINTS])
-              for lv, s in results.items()]
-    lines += [_row(k, v) for k, v in PUBLISHED.items()]
-    lines += ["", "## Failure rate, %", "", head]
-    lines += [_row(f"**this project, {_name(lv)}**", [100 * s[p]["failure_rate"] for p in POINTS])
-              for lv, s in results.items()]
-    lines += [_row(k, v) for k, v in PUBLISHED_FAILURES.items()]
-    lines += ["", "Mean over the five points: " + ", ".join(
-        f"{_name(lv)} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)" for lv, s in results.items()),
-        "", f"Inference: {len(faces)} faces through {levels} levels in {secs:.1f} s "
-            f"({len(faces) / secs:.0f} faces/s, image loading included) on {_machine()}.", ""]
-    rows = budget_rows(model, log_dir)
-    if rows:
-        lines += ["## Training budget", "",
-                  f"Machine: {_machine()}; one single-threaded `caffe train` per core.", "",
-                  "| net | iterations | wall time, min | iter/s (last) | last train loss | last test loss |",
-                  "|---|---|---|---|---|---|", *rows, ""]
-    lines += ["## Figures", ""]
-    lines += [f"- `level{lv}_test.png`: per-point error histograms after level {lv}" for lv in range(1, levels + 1)]
+
+def figures(out: Path, levels: int) -> list[str]:
+    """The figure lines of the README, for the files in `out`."""
+    lines = [f"- `level{lv}_test.png`: per-point error histograms after level {lv}" for lv in range(1, levels + 1)]
     lines += ["- `examples.png`: test faces, truth green, prediction red"]
     lines += [f"- `loss_level{lv}.png`: Caffe training and test loss per net" for lv in range(1, levels + 1)
               if (out / f"loss_level{lv}.png").is_file()]
+    return lines
+
+
+def error_tables(results: dict[str, dict]) -> list[str]:
+    """This project's mean errors and failure rates beside the published ones."""
+    head = "| | " + " | ".join(POINTS) + " |\n|---|" + "---|" * len(POINTS)
+    lines = ["## Mean error, % of box width", "", head]
+    lines += [_row(f"**this project, {result_name(lv)}**", [100 * s[p]["mean_error"] for p in POINTS])
+              for lv, s in results.items()]
+    lines += [_row(k, v) for k, v in PUBLISHED.items()]
+    lines += ["", "## Failure rate, %", "", head]
+    lines += [_row(f"**this project, {result_name(lv)}**", [100 * s[p]["failure_rate"] for p in POINTS])
+              for lv, s in results.items()]
+    lines += [_row(k, v) for k, v in PUBLISHED_FAILURES.items()]
+    lines += ["", "Mean over the five points: " + ", ".join(
+        f"{result_name(lv)} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)"
+        for lv, s in results.items())]
+    return lines
+
+
+def render(result: Evaluation, list_name: str, model: Path, secs: float, budget: list[str],
+           figure_lines: list[str]) -> str:
+    """The report's markdown."""
+    n, levels = len(result.faces), len(result.predictions)
+    lines = [
+        "# Evaluation on the CUHK test split",
+        "",
+        f"{n} faces of `{list_name}`, model `{rel(model)}`, written by `python -m common.report` "
+        f"on {time.strftime('%Y-%m-%d')}. Error = distance to the true point / face box width; "
+        f"failure = error > {FAILURE:.2f}.",
+        "",
+        *error_tables(result.summaries),
+        "", f"Inference: {n} faces through {levels} levels in {secs:.1f} s "
+            f"({n / secs:.0f} faces/s, image loading included) on {_machine()}.", ""]
+    if budget:
+        lines += ["## Training budget", "",
+                  f"Machine: {_machine()}; one single-threaded `caffe train` per core.", "",
+                  "| net | iterations | wall time, min | iter/s (last) | last train loss | last test loss |",
+                  "|---|---|---|---|---|---|", *budget, ""]
+    lines += ["## Figures", "", *figure_lines]
     lines += ["", "## Reproduce", "", "```",
-              "./bootstrap.sh --data DIR            # set-up, data, training of all 23 nets, this report",
+              f"./bootstrap.sh --data DIR            # set-up, data, training of all {len(NETS)} nets, this report",
               "python -m common.evaluate --level 3  # the tables alone, for any model folder (--model)",
               "```", ""]
-    readme = out / "README.md"
-    readme.write_text("\n".join(lines))
-    return readme
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help=f"data set folder (default ${DATA_ENV} or dataset/train/)")
-    p.add_argument("--model", type=Path, default=MODEL_DIR)
+    p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--out", type=Path, default=RESULT_DIR)
     p.add_argument("--log-dir", type=Path, default=LOG_DIR)
     p.add_argument("--limit", type=int, help="only the first N test faces")
     args = p.parse_args(argv)
+    log_to_console()
     try:
-        readme = write_report(args.data, args.model, args.out, args.log_dir, args.limit)
+        readme = write_report(args.data, resolve_model(args.model), args.out, args.log_dir, args.limit)
     except (DataMissing, ListFileError, FileNotFoundError, ModelMissing) as exc:
         sys.exit(f"error: {exc}")
     print(readme.read_text())

@@ -6,6 +6,7 @@ the patch centre for levels 2-3). Test files hold each face once, as it is.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -17,9 +18,12 @@ from tqdm import tqdm
 
 from common import hdf5data
 from common.crops import crop_box, net_input, net_target
-from common.listfile import FaceSample
-from common.nets import MIRROR_ORDER, NetSpec
+from common.listfile import FaceSample, mirror_points
+from common.netfiles import hdf5_dir
+from common.nets import NetSpec
 from common.paths import HDF5_DIR, rel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,6 @@ class Job:
     seed: int
 
 
-def _mirror_estimates(est: np.ndarray, width: int) -> np.ndarray:
-    out = est.copy()
-    out[:, 0] = width - 1 - out[:, 0]
-    return out[list(MIRROR_ORDER)]
-
-
 def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray | None):
     """All samples of one face: per net, a list of (input, target)."""
     gray = face.load_gray()
@@ -61,7 +59,7 @@ def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray |
             if flipped is None:
                 flipped = gray[:, ::-1].copy()
             img, f = flipped, face.mirrored(width)
-            est = None if estimates is None else _mirror_estimates(estimates, width)
+            est = None if estimates is None else mirror_points(estimates, width)
         angle, box = 0.0, f.box
         if random_variant:
             j = job.jitter
@@ -115,8 +113,8 @@ def _within_patch(spec: NetSpec, x: np.ndarray, y: np.ndarray, name: str):
     lo, hi = PATCH_TARGET_RANGE
     keep = ((y > lo) & (y < hi)).all(axis=1)
     if not keep.all():
-        print(f"{spec.key} {name}: left out {int((~keep).sum())} of {len(y)} samples whose point lies "
-              f"outside the patch by more than half its size (previous level failed there)")
+        log.info(f"{spec.key} {name}: left out {int((~keep).sum())} of {len(y)} samples whose point lies "
+                 f"outside the patch by more than half its size (previous level failed there)")
     return x[keep], y[keep]
 
 
@@ -125,11 +123,10 @@ def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], spe
                 train_estimates: np.ndarray | None = None, test_estimates: np.ndarray | None = None,
                 force: bool = False) -> dict[str, dict[str, int]]:
     """Build and write train/test HDF5 files of `specs`; returns the counts per net."""
-    hdf5_root = Path(hdf5_root)
-    todo = [s for s in specs if force or not hdf5data.is_complete(hdf5_root / s.key)]
+    todo = [s for s in specs if force or not hdf5data.is_complete(hdf5_dir(s, hdf5_root))]
     for s in specs:
         if s not in todo:
-            print(f"{rel(hdf5_root / s.key)}: complete, skipped (--force rebuilds)")
+            log.info(f"{rel(hdf5_dir(s, hdf5_root))}: complete, skipped (--force rebuilds)")
     if not todo:
         return {}
     t0 = time.time()
@@ -139,7 +136,7 @@ def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], spe
     counts = {}
     rng = np.random.default_rng(seed)
     for s in todo:
-        folder = hdf5_root / s.key
+        folder = hdf5_dir(s, hdf5_root)
         x, y = _within_patch(s, *train[s.key], "train")
         order = rng.permutation(len(x))  # Caffe also shuffles each epoch; this mixes the file
         hdf5data.write(folder / "train.h5", x[order], y[order])
@@ -148,7 +145,7 @@ def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], spe
         hdf5data.write_meta(folder, train=len(x), test=len(test[s.key][0]),
                             train_faces=len(train_faces), test_faces=len(test_faces), variants=variants)
         counts[s.key] = {"train": len(x), "test": len(test[s.key][0])}
-        print(f"{rel(folder)}: train {x.shape[0]} x {x.shape[2]}x{x.shape[3]}, "
-              f"test {counts[s.key]['test']}, targets in [{y.min():.3f}, {y.max():.3f}]")
-    print(f"wrote {len(todo)} nets' data in {time.time() - t0:.0f} s")
+        log.info(f"{rel(folder)}: train {x.shape[0]} x {x.shape[2]}x{x.shape[3]}, "
+                 f"test {counts[s.key]['test']}, targets in [{y.min():.3f}, {y.max():.3f}]")
+    log.info(f"wrote {len(todo)} nets' data in {time.time() - t0:.0f} s")
     return counts

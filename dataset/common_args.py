@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -10,8 +11,11 @@ from common.listfile import FaceSample, ListFileError, read_list
 from common.paths import DATA_ENV, DataMissing, HDF5_DIR, data_lists
 from dataset.build import Jitter
 
+log = logging.getLogger(__name__)
+
 
 def parser(doc: str, variants: int) -> argparse.ArgumentParser:
+    """The options every level's data command has."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help=f"data set folder (default ${DATA_ENV} or dataset/train/)")
     p.add_argument("--variants", type=int, default=variants,
@@ -31,7 +35,7 @@ def load_faces(args) -> tuple[list[FaceSample], list[FaceSample]]:
         test = read_list(test_list, args.limit)
     except (DataMissing, ListFileError, FileNotFoundError) as exc:
         sys.exit(f"error: {exc}")
-    print(f"faces: {len(train)} train ({train_list}), {len(test)} test ({test_list})")
+    log.info(f"faces: {len(train)} train ({train_list}), {len(test)} test ({test_list})")
     return train, test
 
 

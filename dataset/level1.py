@@ -10,6 +10,7 @@ augmented.
 """
 from __future__ import annotations
 
+from common.console import log_to_console
 from common.nets import of_level
 from dataset.build import Jitter, write_level
 from dataset.common_args import add_jitter_arguments, jitter_from_args, load_faces, parser
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     p = parser(__doc__, variants=20)
     add_jitter_arguments(p, JITTER, JITTER_FLAGS)
     args = p.parse_args(argv)
+    log_to_console()
     jitter = jitter_from_args(args, JITTER, JITTER_FLAGS)
     train, test = load_faces(args)
     write_level(train, test, of_level(1), args.variants, jitter, args.seed,

@@ -6,12 +6,15 @@ level 1's estimates, for the ten nets LE21 ... RM22.
 from __future__ import annotations
 
 from dataset.build import Jitter
-from dataset.refine import main as refine_main
+from dataset.refine import command
 
 # Patch-centre noise wider than level 1's typical error, so that level 2 also learns to pull
 # back level 1's larger misses (sigma 0.02 -> 0.035: level-2 failures 3.46% -> 3.25% on the
 # test split, mean error 1.59% -> 1.62%).
 JITTER = Jitter(angle=5.0, shift=0.0, scale=0.0, center_sigma=0.035, center_clip=0.12)
 
+main = command(2, __doc__, JITTER)
+
+
 if __name__ == "__main__":
-    raise SystemExit(refine_main(2, __doc__, JITTER))
+    raise SystemExit(main())

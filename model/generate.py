@@ -16,6 +16,9 @@ from pathlib import Path
 import jinja2
 
 from common import nets as nettable
+from common.console import log_to_console
+# net_dir is also imported from here by model/train.py (until it imports it from common.netfiles).
+from common.netfiles import DEPLOY, SNAPSHOTS, SOLVER, TRAIN_NET, hdf5_dir, net_dir, resolve_model
 from common.nets import NetSpec
 from common.paths import HDF5_DIR, MODEL_DIR, rel
 from model.config import SolverSettings, add_arguments, settings_for
@@ -23,14 +26,6 @@ from model.config import SolverSettings, add_arguments, settings_for
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
                           lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-
-
-def net_dir(spec: NetSpec, model_root: Path = MODEL_DIR) -> Path:
-    return Path(model_root) / spec.key
-
-
-def data_dir(spec: NetSpec, hdf5_root: Path = HDF5_DIR) -> Path:
-    return Path(hdf5_root) / spec.key
 
 
 def _test_count(hdf5: Path) -> int | None:
@@ -53,32 +48,33 @@ def render_net(spec: NetSpec, settings: SolverSettings, model_root: Path = MODEL
                hdf5_root: Path = HDF5_DIR) -> Path:
     """Write the three prototxt files of one net; returns its folder."""
     out = net_dir(spec, model_root)
-    (out / "snapshots").mkdir(parents=True, exist_ok=True)
-    hdf5 = data_dir(spec, hdf5_root)
+    (out / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+    hdf5 = hdf5_dir(spec, hdf5_root)
     n_test = _test_count(hdf5)
     test_iter = math.ceil(n_test / settings.test_batch_size) if n_test else 10
     ctx = dict(net=spec, shape=spec.shape, act=settings.act, batch_size=settings.batch_size,
                test_batch_size=settings.test_batch_size,
                train_source=rel(hdf5 / "train.txt"), test_source=rel(hdf5 / "test.txt"))
     shape = _env.get_template(f"{spec.shape}.prototxt.j2")
-    (out / "train.prototxt").write_text(_tidy(shape.render(deploy=False, **ctx)))
-    (out / "deploy.prototxt").write_text(_tidy(shape.render(deploy=True, **ctx)))
+    (out / TRAIN_NET).write_text(_tidy(shape.render(deploy=False, **ctx)))
+    (out / DEPLOY).write_text(_tidy(shape.render(deploy=True, **ctx)))
     solver = _env.get_template("solver.prototxt.j2").render(
-        net=spec, solver=settings, train_net=rel(out / "train.prototxt"), test_iter=test_iter,
+        net=spec, solver=settings, train_net=rel(out / TRAIN_NET), test_iter=test_iter,
         test_interval=min(settings.test_interval, settings.max_iter),
-        snapshot_prefix=rel(out / "snapshots" / spec.key))
-    (out / "solver.prototxt").write_text(_tidy(solver))
+        snapshot_prefix=rel(out / SNAPSHOTS / spec.key))
+    (out / SOLVER).write_text(_tidy(solver))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", help="net names (F1, LE21, ...) or keys (1_F1); default all")
-    p.add_argument("--level", type=int, choices=[1, 2, 3], help="only the nets of this level")
-    p.add_argument("--model-root", type=Path, default=MODEL_DIR, help="where the net folders go (default model/)")
+    p.add_argument("--level", type=int, choices=nettable.LEVELS, help="only the nets of this level")
+    p.add_argument("--model-root", type=Path, help="where the net folders go (default model/)")
     p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR, help="where the training data is (default dataset/hdf5/)")
     add_arguments(p)
     args = p.parse_args(argv)
+    log_to_console()
     try:
         specs = [nettable.by_name(n) for n in args.nets] if args.nets else list(nettable.NETS)
     except KeyError as exc:
@@ -86,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.level:
         specs = [s for s in specs if s.level == args.level]
     for spec in specs:
-        out = render_net(spec, settings_for(spec.level, args), args.model_root, args.hdf5_root)
+        out = render_net(spec, settings_for(spec.level, args), resolve_model(args.model_root, trained_here=True),
+                         args.hdf5_root)
         print(f"wrote {rel(out)}/{{train,solver,deploy}}.prototxt")
     return 0
 

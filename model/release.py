@@ -15,32 +15,29 @@ import time
 from pathlib import Path
 
 from common import caffelog
-from common.cascade import DEPLOY, WEIGHTS, levels_available, net_files
-from common.nets import NETS
-from common.paths import LOG_DIR, MODEL_DIR, RELEASED_MODEL, rel
+from common.console import log_to_console
+from common.netfiles import TRAINED_HERE_HELP, deploy_files, levels_available, resolve_model
+from common.nets import LEVELS, NETS
+from common.paths import LOG_DIR, RELEASED_MODEL, rel
 
 
 def release(src: Path, dst: Path, log_dir: Path) -> dict:
-    if levels_available(src) < 3:
-        raise FileNotFoundError(f"{rel(src)} does not hold all 23 trained nets "
+    if levels_available(src) < LEVELS[-1]:
+        raise FileNotFoundError(f"{rel(src)} does not hold all {len(NETS)} trained nets "
                                 f"(levels complete: {levels_available(src)}); train them first")
     manifest = {"released": time.strftime("%Y-%m-%d"), "nets": {}}
     for spec in NETS:
-        deploy, weights = net_files(src, spec)
-        out = Path(dst) / spec.key
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(deploy, out / DEPLOY)
-        shutil.copyfile(weights, out / WEIGHTS)
+        files = deploy_files(spec, src)
+        for source, copy in zip(files, deploy_files(spec, dst)):
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+        weights = files[1]
         entry = {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "bytes": weights.stat().st_size}
-        log = Path(log_dir) / f"{spec.key}.log"
+        log = caffelog.log_path(spec, log_dir)
         if log.is_file():
-            rows = caffelog.parse_file(log)
-            train = [r.train_loss for r in rows if r.train_loss is not None]
-            test = [r.test_loss for r in rows if r.test_loss is not None]
-            entry.update(iterations=max(r.iteration for r in rows) if rows else 0,
-                         final_train_loss=train[-1] if train else None,
-                         final_test_loss=test[-1] if test else None,
-                         wall_minutes=round(caffelog.wall_seconds(log.read_text(errors="replace")) / 60, 1))
+            s = caffelog.summarise(log.read_text(errors="replace"))
+            entry.update(iterations=s.iterations, final_train_loss=s.train_loss, final_test_loss=s.test_loss,
+                         wall_minutes=round(s.wall_seconds / 60, 1))
         manifest["nets"][spec.key] = entry
     (Path(dst) / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
@@ -48,12 +45,13 @@ def release(src: Path, dst: Path, log_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--from", dest="src", type=Path, default=MODEL_DIR)
+    p.add_argument("--from", dest="src", type=Path, help=TRAINED_HERE_HELP)
     p.add_argument("--to", dest="dst", type=Path, default=RELEASED_MODEL)
     p.add_argument("--log-dir", type=Path, default=LOG_DIR)
     args = p.parse_args(argv)
+    log_to_console()
     try:
-        manifest = release(args.src, args.dst, args.log_dir)
+        manifest = release(resolve_model(args.src, trained_here=True), args.dst, args.log_dir)
     except FileNotFoundError as exc:
         sys.exit(f"error: {exc}")
     size = sum(n["bytes"] for n in manifest["nets"].values())

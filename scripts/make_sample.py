@@ -1,6 +1,8 @@
 """Build the small committed sample of the CUHK 5-point set that the tests and demos use.
 
-    .venv/bin/python scripts/make_sample.py [--data DIR] [--out tests/data/sample]
+    .venv/bin/python scripts/make_sample.py --data DIR [--out tests/data/sample]
+
+DIR is the full CUHK 5-point set (default: $DEEP_LANDMARK_DATA, else dataset/train/).
 
 Picks 300 training and 100 test faces (deterministically: a fixed seed), mixing lfw_5590/ and
 net_7876/ in the proportions of the full lists and preferring small image files, copies their
@@ -19,13 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.listfile import ListFileError, parse_line  # noqa: E402
-from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, DataMissing, data_lists, rel  # noqa: E402
+from common.paths import DATA_ENV, SAMPLE_DATA, TEST_LIST, TRAIN_LIST, DataMissing, data_lists, rel  # noqa: E402
 
 COUNTS = {TRAIN_LIST: 300, TEST_LIST: 100}
 MAX_BYTES = 60_000   # prefer images under this size: the sample stays small enough to commit
 SEED = 20130623      # fixed: the same data set always gives the same sample
 FOLDERS = ("lfw_5590", "net_7876")
-SHARED_DATA = ROOT.parent / "shared" / "data" / "cuhk_facepoint"
 README = """# CUHK 5-point sample (tests and demos)
 
 {train} training and {test} test faces with their images, taken from the CUHK facial point data set
@@ -40,10 +41,6 @@ tests and demos; get the full set from the authors for anything else.
 Built by `scripts/make_sample.py` (deterministic: seed {seed}, images under {kb} KB preferred,
 both image folders mixed in the proportions of the full lists).
 """
-
-
-def data_lists_ok(folder: Path) -> bool:
-    return (folder / TRAIN_LIST).is_file() and (folder / TEST_LIST).is_file()
 
 
 def choose(lines: list[str], count: int, data: Path, rng: random.Random) -> list[str]:
@@ -69,16 +66,13 @@ def choose(lines: list[str], count: int, data: Path, rng: random.Random) -> list
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="CUHK data set folder (default: $DEEP_LANDMARK_DATA, dataset/train/, "
-                                  "else ../shared/data/cuhk_facepoint)")
+    p.add_argument("--data", help=f"CUHK data set folder (default: ${DATA_ENV}, else dataset/train/)")
     p.add_argument("--out", type=Path, default=SAMPLE_DATA, help=f"sample folder (default {rel(SAMPLE_DATA)})")
     args = p.parse_args(argv)
     try:
         lists = data_lists(args.data)
     except DataMissing as exc:
-        if args.data or not data_lists_ok(SHARED_DATA):
-            sys.exit(f"error: {exc}")
-        lists = data_lists(SHARED_DATA)  # the project's shared copy, beside the repository
+        sys.exit(f"error: {exc}")
     data = lists[0].parent
     out = args.out.resolve()
     if out == data:

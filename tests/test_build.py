@@ -1,6 +1,8 @@
 """dataset/build.py: what goes into the training files of the patch nets."""
 from __future__ import annotations
 
+import logging
+
 import h5py
 import numpy as np
 
@@ -9,12 +11,13 @@ from conftest import run_module
 from dataset.build import _within_patch
 
 
-def test_patch_samples_far_outside_the_patch_are_left_out(capsys):
+def test_patch_samples_far_outside_the_patch_are_left_out(caplog):
     x = np.zeros((4, 1, 15, 15), np.float32)
     y = np.array([[0.5, 0.5], [1.49, -0.49], [1.6, 0.5], [0.5, -0.7]], np.float32)
-    kx, ky = _within_patch(by_name("LE31"), x, y, "train")
+    with caplog.at_level(logging.INFO, logger="dataset.build"):
+        kx, ky = _within_patch(by_name("LE31"), x, y, "train")
     assert len(kx) == 2 and np.array_equal(ky, y[:2])
-    assert "left out 2 of 4" in capsys.readouterr().out
+    assert "left out 2 of 4" in caplog.text
 
 
 def test_level1_samples_are_kept_whatever_their_targets():

@@ -109,6 +109,25 @@ def test_nan_snippet(tmp_path):
     assert (tmp_path / "nan.png").read_bytes()[:8] == PNG
 
 
+def test_summary_of_a_log():
+    """What the report's budget table and the release manifest read from a log."""
+    rows = caffelog.parse(NAN_LOG)
+    assert math.isnan(caffelog.last_loss(rows))  # the last one logged, NaN or not
+    assert caffelog.last_loss(rows[:2]) == 0.25 and caffelog.last_loss(rows[:2], test=True) is None
+    assert caffelog.last_loss([]) is None
+    s = caffelog.summarise(NAN_LOG)
+    assert s.iterations == 200 and s.speed == 31.5 and s.wall_seconds == pytest.approx(5.200002, abs=1e-6)
+    assert math.isnan(s.train_loss) and math.isnan(s.test_loss)
+    # progress lines with their glog time: 09:00:03 on the 28th, in seconds since the 1st
+    assert caffelog.stamp_seconds("no stamp") is None
+    start = (28 * 24 + 9) * 3600.0
+    assert caffelog.iteration_times(NAN_LOG) == [(0, pytest.approx(start + 1e-6)),
+                                                 (100, pytest.approx(start + 3.000001)),
+                                                 (200, pytest.approx(start + 5.2))]
+    empty = caffelog.summarise("")
+    assert (empty.iterations, empty.train_loss, empty.speed, empty.wall_seconds) == (0, None, None, 0.0)
+
+
 def test_explosion_and_resume_snippets():
     big = "I1128 solver.cpp:239] Iteration 50 (30 iter/s, 1s/50 iters), loss = 5e+03\n"
     assert "5000" in caffelog.diverged(caffelog.parse(big))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.cascade import Cascade, ModelMissing, levels_available
-from common.evaluate import errors, summary
+from common.cascade import Cascade, ModelMissing
 from common.listfile import read_list
+from common.metrics import face_errors, summary
+from common.netfiles import levels_available
+from common.nets import LEVELS
 from common.paths import RELEASED_MODEL, SAMPLE_DATA
 
 
@@ -24,13 +26,23 @@ def cascade():
 @pytest.fixture(scope="module")
 def level_errors(cascade, faces):
     preds = cascade.predict_samples(faces, 3, progress=False)
-    truth = np.stack([f.points for f in faces])
-    widths = np.array([f.box.width for f in faces])
-    return [errors(p, truth, widths) for p in preds]
+    return [face_errors(p, faces) for p in preds]
 
 
 def test_released_model_is_complete():
+    assert LEVELS == (1, 2, 3)
     assert levels_available(RELEASED_MODEL) == 3
+
+
+def test_evaluation_names_its_parts(cascade, faces, level_errors):
+    from common.evaluate import evaluate
+    result = evaluate(SAMPLE_DATA / "testImageList.txt", 2, RELEASED_MODEL, limit=10, progress=False)
+    assert list(result.summaries) == list(result.errors) == ["F1", "1", "2"]
+    assert len(result.faces) == 10 and [p.shape for p in result.predictions] == [(10, 5, 2)] * 2
+    assert result.errors["2"].shape == (10, 5)
+    np.testing.assert_array_equal(result.errors["2"], face_errors(result.predictions[1], result.faces))
+    np.testing.assert_allclose(result.errors["2"], level_errors[1][:10], rtol=1e-12)
+    assert result.summaries["1"]["faces"] == 10
 
 
 def test_level2_improves_level1_and_level3_keeps_it(level_errors):

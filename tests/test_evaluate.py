@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from common.cascade import Cascade
-from common.evaluate import errors, summary
+from common.metrics import errors, face_errors, result_name, summary
 from common.nets import POINTS
 from conftest import run_module, save_artifact
 
@@ -32,6 +32,14 @@ def test_errors_and_summary_hand_computed():
     assert s["mean_error"] == pytest.approx(0.038)
     assert s["failure_rate"] == pytest.approx(0.2)
     assert s["faces"] == 2
+
+
+def test_face_errors_and_result_names(test_faces):
+    pred = np.stack([f.points for f in test_faces[:4]]) + [3.0, 4.0]
+    np.testing.assert_allclose(face_errors(pred, test_faces[:4]),
+                               np.repeat(5.0 / np.array([f.box.width for f in test_faces[:4]])[:, None], 5, axis=1))
+    assert [result_name(k) for k in ("F1", "1", "3")] == ["F1 alone", "level 1", "level 3"]
+    assert result_name("2", level_word=False) == "2"
 
 
 def test_errors_scale_with_box_width():

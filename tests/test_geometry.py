@@ -166,6 +166,24 @@ def test_mirrored_swaps_left_right_and_flips_x(test_faces):
     assert twice.box == face.box
 
 
+def test_mirror_points_is_what_face_mirroring_does_to_points(test_faces):
+    """dataset/build.py mirrors the previous level's estimates with the same function."""
+    from common.listfile import mirror_points
+    face = test_faces[3]
+    w = face.load_gray().shape[1]
+    estimates = face.points + 0.25
+    mirrored = mirror_points(estimates, w)
+    assert np.array_equal(face.mirrored(w).points, mirror_points(face.points, w))
+    assert np.array_equal(mirrored[0], [w - 1 - estimates[1][0], estimates[1][1]])
+    assert np.array_equal(estimates, face.points + 0.25)  # the input is left as it was
+
+
+def test_from_xywh_scales_edges_as_plain_multiples():
+    assert Box.from_xywh(10, 20, 30, 40) == Box(10, 40, 20, 60)
+    # found in a copy shrunk 2x across and 4x down: the edges, not the pixel centres, scale
+    assert Box.from_xywh(10, 20, 30, 40, 2.0, 4.0) == Box(20, 80, 80, 240)
+
+
 def test_mirrored_points_land_on_the_same_pixels_of_the_flipped_image(test_faces):
     face = test_faces[5]
     gray = face.load_gray().astype(np.float32)

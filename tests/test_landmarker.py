@@ -11,10 +11,11 @@ import pytest
 import common.detectors as detectors
 from common.box import Box
 from common.boxrule import BoxRule, PointsRule, load_rule, rule_path
-from common.cascade import Cascade, resolve_model
+from common.cascade import Cascade
 from common.detectors import WeightsMissing, detector_names, load_detector
 from common.landmarker import Face, Landmarker, LandmarkerUnavailable, make_landmarker
 from common.listfile import read_list
+from common.netfiles import resolve_model
 from common.orientation import eye_roll, rotate_image, transform
 from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST
 from conftest import run_module

@@ -50,7 +50,6 @@ class Haar:
         found = self.classifier.detectMultiScale(small, scaleFactor=c.scale_factor,
                                                  minNeighbors=c.min_neighbors,
                                                  minSize=(c.min_size, c.min_size))
-        # A rectangle's x is its left edge (pixel centres at integers, box.py), so edges scale
-        # back as plain multiples. Haar gives no score: every detection counts as 1.
-        return [Detection(Box(x * kx, (x + w) * kx, y * ky, (y + h) * ky), 1.0)
+        # Haar gives no score: every detection counts as 1.
+        return [Detection(Box.from_xywh(x, y, w, h, kx, ky), 1.0)
                 for x, y, w, h in (map(float, r) for r in found)]
