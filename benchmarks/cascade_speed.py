@@ -3,7 +3,7 @@ the speed of its nets alone, measured in the same run.
 
     .venv/bin/python benchmarks/cascade_speed.py [--model DIR] [--rounds 7] [--faces 256]
 
-For each batch size (faces per call): the cascade's time per face (`Cascade.predict_levels`,
+For each batch size (faces per call): the cascade's time per face (`Cascade.estimates`,
 crops included) and the nets' alone (the sum of each net's forward pass at that batch on inputs
 of its size), in alternating rounds so that a busy machine slows both alike; medians over
 --rounds. "share" is nets alone / cascade: the part of the cascade's time its nets take (1.0:
@@ -30,12 +30,12 @@ from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, rel  # noqa: E402
 
 
 def cascade_seconds(cascade: Cascade, grays, boxes, batch: int, calls: int) -> float:
-    """Seconds per face of predict_levels on `calls` batches of `batch` faces."""
+    """Seconds per face of estimates on `calls` batches of `batch` faces."""
     cascade.batch_size = max(batch, 1)
     start = time.perf_counter()
     for c in range(calls):
         idx = [(c * batch + k) % len(grays) for k in range(batch)]
-        cascade.predict_levels([grays[k] for k in idx], [boxes[k] for k in idx])
+        cascade.estimates([grays[k] for k in idx], [boxes[k] for k in idx])
     return (time.perf_counter() - start) / (calls * batch)
 
 

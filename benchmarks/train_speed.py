@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import hdf5data  # noqa: E402
-from common.nets import NetSpec, by_name  # noqa: E402
+from common.nets import CascadeNet, by_name  # noqa: E402
 from model.config import settings_for  # noqa: E402
 from model.generate import render_net  # noqa: E402
 
@@ -44,7 +44,7 @@ SETUPS = (("1x1t", 1, 1), ("2x1t", 2, 1), ("1x2t", 1, 2))   # name, processes, B
 RE_DISPLAY = re.compile(r"^I\d{4} (\d{2}):(\d{2}):(\d{2}\.\d+) .*\] Iteration (\d+) \(")
 
 
-def random_data(spec: NetSpec, hdf5_root: Path, rng: np.random.Generator) -> None:
+def random_data(spec: CascadeNet, hdf5_root: Path, rng: np.random.Generator) -> None:
     folder = hdf5_root / spec.key
     x = rng.standard_normal((SAMPLES, 1, spec.height, spec.width)).astype(np.float32)
     y = rng.uniform(0.0, 1.0, (SAMPLES, spec.n_outputs)).astype(np.float32)
@@ -68,7 +68,7 @@ def speed(log_text: str) -> float | None:
     return (i1 - i0) / dt if dt > 0 else None
 
 
-def run_setup(spec: NetSpec, iters: int, processes: int, threads: int, work: Path, hdf5_root: Path,
+def run_setup(spec: CascadeNet, iters: int, processes: int, threads: int, work: Path, hdf5_root: Path,
               caffe: str) -> list[float]:
     """Iterations/s of each of `processes` simultaneous `caffe train` runs."""
     # Caffe insists on a test interval when the net has a test phase: one test, at the end.
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(0)
         for spec in specs:
             random_data(spec, work / "hdf5", rng)
-            iters = args.iters or DEFAULT_ITERS[spec.shape]
+            iters = args.iters or DEFAULT_ITERS[spec.template]
             batch = settings_for(spec.level).batch_size
             for name, procs, threads in SETUPS:
                 t0 = time.time()

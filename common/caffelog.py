@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import plotting
 from common.console import log_to_console
-from common.nets import LEVELS, NetSpec, of_level
+from common.nets import LEVELS, CascadeNet, of_level
 from common.paths import LOG_DIR, rel
 
 _NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf|-nan|-inf))"
@@ -144,7 +144,7 @@ def summarise(text: str) -> LogSummary:
                       speed=last_speed(text))
 
 
-def log_path(spec: NetSpec, log_dir: str | os.PathLike = LOG_DIR) -> Path:
+def log_path(spec: CascadeNet, log_dir: str | os.PathLike = LOG_DIR) -> Path:
     """Where model.train writes net `spec`'s Caffe log: log/<level>_<name>.log."""
     return Path(log_dir) / f"{spec.key}.log"
 

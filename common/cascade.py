@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from common.box import Box, Boxes
 from common.crops import crop_boxes, standardise_all
-from common.nets import NETS, POINTS, NetSpec, of_level
+from common.nets import NETS, POINTS, CascadeNet, of_level
 # WEIGHTS and resolve_model are also imported from here by model/train.py and webapp/app.py
 # (until they import them from common.netfiles, their home).
 from common.netfiles import WEIGHTS, deploy_files, levels_available, missing_nets, resolve_model  # noqa: F401
@@ -73,7 +73,7 @@ class Cascade:
         return {self.nets[s.key]: (s.height, s.width, 1) for s in NETS if s.key in self.nets}
 
     # --- one net ------------------------------------------------------------------------
-    def forward(self, spec: NetSpec, inputs: np.ndarray) -> np.ndarray:
+    def forward(self, spec: CascadeNet, inputs: np.ndarray) -> np.ndarray:
         """Raw outputs (N, 2k) of net `spec` for standardised inputs (N, H, W)."""
         net = self.nets[spec.key]
         if len(inputs) <= self.batch_size and inputs.dtype == np.float32 and inputs.flags.c_contiguous:
@@ -87,7 +87,7 @@ class Cascade:
         return np.concatenate(outs) if outs else np.zeros((0, spec.n_outputs), np.float32)
 
     # --- levels -------------------------------------------------------------------------
-    def net_points(self, specs: Sequence[NetSpec], grays: Sequence[np.ndarray], faces: Boxes,
+    def net_points(self, specs: Sequence[CascadeNet], grays: Sequence[np.ndarray], faces: Boxes,
                    estimates: np.ndarray | None = None) -> list[np.ndarray]:
         """Each net's points (N, k, 2) in image pixels, for nets `specs` of one level.
 
@@ -122,7 +122,7 @@ class Cascade:
             count[list(spec.point_indices)] += 1
         return (total / count[:, None, None]).transpose(1, 0, 2)
 
-    def refine(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
+    def patch_level(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
                estimates: np.ndarray) -> np.ndarray:
         """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
@@ -135,7 +135,7 @@ class Cascade:
         count = np.bincount(which, minlength=len(POINTS)).astype(float)
         return estimates + (shift / count[:, None, None]).transpose(1, 0, 2)
 
-    def predict_levels(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
+    def estimates(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
                        levels: int | None = None) -> list[np.ndarray]:
         """Estimates (N, 5, 2) after each level 1..levels, in image pixels."""
         levels = levels or self.levels
@@ -146,19 +146,19 @@ class Cascade:
         boxes = Boxes.of(faces)
         out = [self.level1(grays, boxes)]
         for level in range(2, levels + 1):
-            out.append(self.refine(level, grays, boxes, out[-1]))
+            out.append(self.patch_level(level, grays, boxes, out[-1]))
         return out
 
-    def predict(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:
+    def points(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:
         """Five points (N, 5, 2) for each face box in one gray image, after all levels."""
-        return self.predict_levels([gray] * len(faces), faces)[-1]
+        return self.estimates([gray] * len(faces), faces)[-1]
 
-    def predict_samples(self, samples, levels: int | None = None, chunk: int = 1000,
+    def estimates_for_samples(self, samples, levels: int | None = None, chunk: int = 1000,
                         progress: bool = True) -> list[np.ndarray]:
         """Estimates (N, 5, 2) in image pixels after each level 1..levels, for N list-file faces
         (common.listfile.FaceSample), their images read `chunk` at a time."""
         levels = levels or self.levels
-        parts = [self.predict_levels(grays, [s.box for s in part], levels)
+        parts = [self.estimates(grays, [s.box for s in part], levels)
                  for part, grays in load_chunks(samples, chunk, progress, f"cascade L1-{levels}")]
         return [np.concatenate([p[lv] for p in parts]) for lv in range(levels)]
 

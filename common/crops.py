@@ -10,7 +10,7 @@ import numpy as np
 from typing import Sequence
 
 from common.box import Box, Boxes
-from common.nets import NetSpec
+from common.nets import CascadeNet
 
 
 def standardise(patch: np.ndarray) -> np.ndarray:
@@ -29,7 +29,7 @@ def standardise_all(patches: np.ndarray) -> np.ndarray:
     return np.divide(x, std, out=x, where=std > 1e-6)
 
 
-def crop_box(spec: NetSpec, face_box: Box, center: tuple[float, float] | None = None) -> Box:
+def crop_box(spec: CascadeNet, face_box: Box, center: tuple[float, float] | None = None) -> Box:
     """The box net `spec` looks at: a region of the face box (level 1), or a square patch of
     the face box's proportions centred on an estimate of its point (levels 2-3)."""
     if spec.region is not None:
@@ -39,7 +39,7 @@ def crop_box(spec: NetSpec, face_box: Box, center: tuple[float, float] | None = 
     return face_box.patch(center[0], center[1], spec.half_size)
 
 
-def crop_boxes(specs: Sequence[NetSpec], faces: Boxes, estimates: np.ndarray | None = None) -> Boxes:
+def crop_boxes(specs: Sequence[CascadeNet], faces: Boxes, estimates: np.ndarray | None = None) -> Boxes:
     """`crop_box` of each of the N faces for each of K nets of one level: boxes (K, N).
     `estimates` (N, 5, 2): the points the patch nets centre on."""
     if all(s.region is not None for s in specs):
@@ -51,17 +51,17 @@ def crop_boxes(specs: Sequence[NetSpec], faces: Boxes, estimates: np.ndarray | N
     return faces.patches(centers, [s.half_size for s in specs])
 
 
-def net_inputs(grays: Sequence[np.ndarray], boxes: Boxes, spec: NetSpec) -> np.ndarray:
+def net_inputs(grays: Sequence[np.ndarray], boxes: Boxes, spec: CascadeNet) -> np.ndarray:
     """`net_input` of box i in grays[i], for a 1-D batch of boxes: (N, height, width) float32."""
     return standardise_all(boxes.crops(grays, spec.width, spec.height))
 
 
-def net_input(gray: np.ndarray, box: Box, spec: NetSpec, angle: float = 0.0) -> np.ndarray:
+def net_input(gray: np.ndarray, box: Box, spec: CascadeNet, angle: float = 0.0) -> np.ndarray:
     """Standardised (height, width) float32 crop of `box` for net `spec`."""
     return standardise(box.crop(gray, spec.width, spec.height, angle))
 
 
-def net_target(box: Box, points: np.ndarray, spec: NetSpec, angle: float = 0.0) -> np.ndarray:
+def net_target(box: Box, points: np.ndarray, spec: CascadeNet, angle: float = 0.0) -> np.ndarray:
     """The net's points relative to its crop box, flattened as x1 y1 x2 y2 ... (float32)."""
     chosen = np.asarray(points)[list(spec.point_indices)]
     return box.to_relative(chosen, angle).astype(np.float32).ravel()

@@ -114,7 +114,7 @@ def evaluate_faces(listed: list, level: int, model: Path | None = None, progress
             if not part:
                 continue
         faces += part
-        parts.append([to_photo(p, back) for p in cascade.predict_levels(grays, used, level)])
+        parts.append([to_photo(p, back) for p in cascade.estimates(grays, used, level)])
         f1.append(to_photo(cascade.level1(grays, used, nets=["F1"]), back))
     if not faces:
         raise NoFaces("no face to evaluate" + (": the detector found none of the listed faces"

@@ -147,7 +147,7 @@ class Landmarker:
                          levels: int | None = None) -> list[np.ndarray]:
         """Estimates (N, 5, 2) in photo pixels after each cascade level, one row per region."""
         grays, boxes, back = self.cascade_inputs(image, regions)
-        return [to_photo(est, back) for est in self.cascade.predict_levels(grays, boxes, levels)]
+        return [to_photo(est, back) for est in self.cascade.estimates(grays, boxes, levels)]
 
     @staticmethod
     def cascade_inputs(image: np.ndarray, regions: Sequence[Region]):

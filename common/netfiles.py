@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common.nets import LEVELS, NETS, NetSpec, of_level
+from common.nets import LEVELS, NETS, CascadeNet, of_level
 from common.paths import HDF5_DIR, MODEL_DIR, RELEASED_MODEL
 
 TRAIN_NET = "train.prototxt"
@@ -21,23 +21,23 @@ WEIGHTS = "weights.caffemodel"
 SNAPSHOTS = "snapshots"
 
 
-def net_dir(spec: NetSpec, model_root: str | os.PathLike = MODEL_DIR) -> Path:
+def net_dir(spec: CascadeNet, model_root: str | os.PathLike = MODEL_DIR) -> Path:
     """The folder of net `spec` in a model folder."""
     return Path(model_root) / spec.key
 
 
-def deploy_files(spec: NetSpec, model_root: str | os.PathLike) -> tuple[Path, Path]:
+def deploy_files(spec: CascadeNet, model_root: str | os.PathLike) -> tuple[Path, Path]:
     """(deploy.prototxt, weights.caffemodel) of net `spec`: what inference reads."""
     folder = net_dir(spec, model_root)
     return folder / DEPLOY, folder / WEIGHTS
 
 
-def has_net(spec: NetSpec, model_root: str | os.PathLike) -> bool:
+def has_net(spec: CascadeNet, model_root: str | os.PathLike) -> bool:
     """Whether the model folder holds both files inference needs for net `spec`."""
     return all(p.is_file() for p in deploy_files(spec, model_root))
 
 
-def hdf5_dir(spec: NetSpec, hdf5_root: str | os.PathLike = HDF5_DIR) -> Path:
+def hdf5_dir(spec: CascadeNet, hdf5_root: str | os.PathLike = HDF5_DIR) -> Path:
     """The folder of net `spec`'s training data (train.h5, test.h5, meta.json)."""
     return Path(hdf5_root) / spec.key
 

@@ -13,10 +13,10 @@ MIRROR_ORDER = (1, 0, 2, 4, 3)
 
 
 @dataclass(frozen=True)
-class NetSpec:
+class CascadeNet:
     name: str                 # e.g. "F1", "LE21"
     level: int                # 1, 2 or 3
-    shape: str                # layer template model/templates/<shape>.prototxt.j2: S0 (F1), S1 (EN1/NM1), S2 (15x15)
+    template: str             # layer template model/templates/<template>.prototxt.j2: S0 (F1), S1 (EN1/NM1), S2 (15x15)
     height: int               # input rows
     width: int                # input columns
     points: tuple[str, ...]   # points predicted, in output order
@@ -39,18 +39,18 @@ class NetSpec:
         return tuple(POINTS.index(p) for p in self.points)
 
 
-def _patch_nets(level: int, half_sizes: tuple[float, float]) -> list[NetSpec]:
+def _patch_nets(level: int, half_sizes: tuple[float, float]) -> list[CascadeNet]:
     return [
-        NetSpec(f"{p}{level}{i + 1}", level, "S2", 15, 15, (p,), half_size=h)
+        CascadeNet(f"{p}{level}{i + 1}", level, "S2", 15, 15, (p,), half_size=h)
         for p in POINTS
         for i, h in enumerate(half_sizes)
     ]
 
 
-NETS: tuple[NetSpec, ...] = (
-    NetSpec("F1", 1, "S0", 39, 39, POINTS, region=(-0.05, 1.05, -0.05, 1.05)),
-    NetSpec("EN1", 1, "S1", 31, 39, ("LE", "RE", "N"), region=(-0.05, 1.05, -0.04, 0.84)),
-    NetSpec("NM1", 1, "S1", 31, 39, ("N", "LM", "RM"), region=(-0.05, 1.05, 0.18, 1.05)),
+NETS: tuple[CascadeNet, ...] = (
+    CascadeNet("F1", 1, "S0", 39, 39, POINTS, region=(-0.05, 1.05, -0.05, 1.05)),
+    CascadeNet("EN1", 1, "S1", 31, 39, ("LE", "RE", "N"), region=(-0.05, 1.05, -0.04, 0.84)),
+    CascadeNet("NM1", 1, "S1", 31, 39, ("N", "LM", "RM"), region=(-0.05, 1.05, 0.18, 1.05)),
     *_patch_nets(2, (0.16, 0.18)),
     *_patch_nets(3, (0.11, 0.12)),
 )
@@ -58,14 +58,14 @@ NETS: tuple[NetSpec, ...] = (
 LEVELS: tuple[int, ...] = tuple(sorted({s.level for s in NETS}))
 
 
-def by_name(name: str) -> NetSpec:
+def by_name(name: str) -> CascadeNet:
     for spec in NETS:
         if spec.name == name or spec.key == name:
             return spec
     raise KeyError(f"no net named {name!r}; known: {', '.join(s.name for s in NETS)}")
 
 
-def of_level(level: int) -> list[NetSpec]:
+def of_level(level: int) -> list[CascadeNet]:
     nets = [s for s in NETS if s.level == level]
     if not nets:
         raise ValueError(f"no nets at level {level}; levels are {', '.join(map(str, LEVELS))}")

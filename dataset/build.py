@@ -20,7 +20,7 @@ from common import hdf5data
 from common.crops import crop_box, net_input, net_target
 from common.listfile import FaceSample, mirror_points
 from common.netfiles import hdf5_dir
-from common.nets import NetSpec
+from common.nets import CascadeNet
 from common.paths import HDF5_DIR, rel
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Jitter:
 
 @dataclass(frozen=True)
 class Job:
-    specs: tuple[NetSpec, ...]
+    specs: tuple[CascadeNet, ...]
     variants: int
     jitter: Jitter
     seed: int
@@ -107,7 +107,7 @@ def build_arrays(faces: list[FaceSample], job: Job, estimates: np.ndarray | None
 PATCH_TARGET_RANGE = (-0.5, 1.5)
 
 
-def _within_patch(spec: NetSpec, x: np.ndarray, y: np.ndarray, name: str):
+def _within_patch(spec: CascadeNet, x: np.ndarray, y: np.ndarray, name: str):
     if spec.half_size is None:
         return x, y
     lo, hi = PATCH_TARGET_RANGE
@@ -118,7 +118,7 @@ def _within_patch(spec: NetSpec, x: np.ndarray, y: np.ndarray, name: str):
     return x[keep], y[keep]
 
 
-def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], specs: list[NetSpec],
+def write_level(train_faces: list[FaceSample], test_faces: list[FaceSample], specs: list[CascadeNet],
                 variants: int, jitter: Jitter, seed: int, hdf5_root: Path = HDF5_DIR,
                 train_estimates: np.ndarray | None = None, test_estimates: np.ndarray | None = None,
                 force: bool = False) -> dict[str, dict[str, int]]:

@@ -6,7 +6,7 @@ level 1's estimates, for the ten nets LE21 ... RM22.
 from __future__ import annotations
 
 from dataset.build import Jitter
-from dataset.refine import command
+from dataset.patches import command
 
 # Patch-centre noise wider than level 1's typical error, so that level 2 also learns to pull
 # back level 1's larger misses (sigma 0.02 -> 0.035: level-2 failures 3.46% -> 3.25% on the

@@ -1,4 +1,4 @@
-"""Level-3 training data, made as level 2's (dataset/refine.py) one level on: the ten nets
+"""Level-3 training data, made as level 2's (dataset/patches.py) one level on: the ten nets
 LE31 ... RM32 see smaller patches (half-size 0.11 and 0.12 of the face box), centred on level
 2's estimates.
 
@@ -7,7 +7,7 @@ LE31 ... RM32 see smaller patches (half-size 0.11 and 0.12 of the face box), cen
 from __future__ import annotations
 
 from dataset.build import Jitter
-from dataset.refine import command
+from dataset.patches import command
 
 # Level 2 leaves smaller errors, so the patch centres move less.
 JITTER = Jitter(angle=5.0, shift=0.0, scale=0.0, center_sigma=0.01, center_clip=0.04)

@@ -19,7 +19,7 @@ from common import nets as nettable
 from common.console import log_to_console
 # net_dir is also imported from here by model/train.py (until it imports it from common.netfiles).
 from common.netfiles import DEPLOY, SNAPSHOTS, SOLVER, TRAIN_NET, hdf5_dir, net_dir, resolve_model
-from common.nets import NetSpec
+from common.nets import CascadeNet
 from common.paths import HDF5_DIR, MODEL_DIR, rel
 from model.config import SolverSettings, add_arguments, settings_for
 
@@ -44,7 +44,7 @@ def _tidy(text: str) -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def render_net(spec: NetSpec, settings: SolverSettings, model_root: Path = MODEL_DIR,
+def render_net(spec: CascadeNet, settings: SolverSettings, model_root: Path = MODEL_DIR,
                hdf5_root: Path = HDF5_DIR) -> Path:
     """Write the three prototxt files of one net; returns its folder."""
     out = net_dir(spec, model_root)
@@ -52,12 +52,12 @@ def render_net(spec: NetSpec, settings: SolverSettings, model_root: Path = MODEL
     hdf5 = hdf5_dir(spec, hdf5_root)
     n_test = _test_count(hdf5)
     test_iter = math.ceil(n_test / settings.test_batch_size) if n_test else 10
-    ctx = dict(net=spec, shape=spec.shape, act=settings.act, batch_size=settings.batch_size,
+    ctx = dict(net=spec, template=spec.template, act=settings.act, batch_size=settings.batch_size,
                test_batch_size=settings.test_batch_size,
                train_source=rel(hdf5 / "train.txt"), test_source=rel(hdf5 / "test.txt"))
-    shape = _env.get_template(f"{spec.shape}.prototxt.j2")
-    (out / TRAIN_NET).write_text(_tidy(shape.render(deploy=False, **ctx)))
-    (out / DEPLOY).write_text(_tidy(shape.render(deploy=True, **ctx)))
+    layers = _env.get_template(f"{spec.template}.prototxt.j2")
+    (out / TRAIN_NET).write_text(_tidy(layers.render(deploy=False, **ctx)))
+    (out / DEPLOY).write_text(_tidy(layers.render(deploy=True, **ctx)))
     solver = _env.get_template("solver.prototxt.j2").render(
         net=spec, solver=settings, train_net=rel(out / TRAIN_NET), test_iter=test_iter,
         test_interval=min(settings.test_interval, settings.max_iter),

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from common import caffelog, hdf5data
 from common import nets as nettable
-from common.nets import NetSpec
+from common.nets import CascadeNet
 from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
 from model.config import SolverSettings, add_arguments, settings_for
 from model.generate import net_dir, render_net
@@ -61,7 +61,7 @@ class Outcome:
 class NetTrainer:
     """Trains one net to completion, resuming and restarting as needed."""
 
-    def __init__(self, spec: NetSpec, settings: SolverSettings, model_root: Path, hdf5_root: Path,
+    def __init__(self, spec: CascadeNet, settings: SolverSettings, model_root: Path, hdf5_root: Path,
                  log_dir: Path, threads: int, retries: int, caffe: str, stop: threading.Event,
                  init_weights: Path | None = None):
         self.spec, self.settings = spec, settings
@@ -154,7 +154,7 @@ class NetTrainer:
             os.killpg(self.proc.pid, signal.SIGINT)  # Caffe snapshots, then stops
 
 
-def train_nets(specs: list[NetSpec], args, caffe: str | None = None) -> list[Outcome]:
+def train_nets(specs: list[CascadeNet], args, caffe: str | None = None) -> list[Outcome]:
     caffe = caffe or shutil.which("caffe")
     if caffe is None:
         sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")

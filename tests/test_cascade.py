@@ -25,7 +25,7 @@ def cascade():
 
 @pytest.fixture(scope="module")
 def level_errors(cascade, faces):
-    preds = cascade.predict_samples(faces, 3, progress=False)
+    preds = cascade.estimates_for_samples(faces, 3, progress=False)
     return [face_errors(p, faces) for p in preds]
 
 
@@ -119,7 +119,7 @@ def test_fast_path_gives_the_plain_cascades_points(cascade, faces):
     try:
         for n in (2, 1):
             cv2.setNumThreads(n)
-            fast = cascade.predict_levels(grays, boxes)[-1]
+            fast = cascade.estimates(grays, boxes)[-1]
             plain = np.stack([reference_points(cascade, g, b) for g, b in zip(grays, boxes)])
             assert np.abs(fast - plain).max() <= 1e-3, (n, np.abs(fast - plain).max())
     finally:
@@ -129,14 +129,14 @@ def test_fast_path_gives_the_plain_cascades_points(cascade, faces):
 def test_batched_equals_one_by_one(cascade, faces):
     few = faces[:6]
     grays = [f.load_gray() for f in few]
-    together = cascade.predict_levels(grays, [f.box for f in few])[-1]
-    alone = np.concatenate([cascade.predict_levels([g], [f.box])[-1] for g, f in zip(grays, few)])
+    together = cascade.estimates(grays, [f.box for f in few])[-1]
+    alone = np.concatenate([cascade.estimates([g], [f.box])[-1] for g, f in zip(grays, few)])
     np.testing.assert_allclose(together, alone, atol=1e-3)
 
 
 def test_points_in_image_pixels(cascade, faces):
     f = faces[0]
-    pts = cascade.predict(f.load_gray(), [f.box])[0]
+    pts = cascade.points(f.load_gray(), [f.box])[0]
     assert pts.shape == (5, 2)
     b = f.box
     assert ((pts[:, 0] > b.left) & (pts[:, 0] < b.right) & (pts[:, 1] > b.top) & (pts[:, 1] < b.bottom)).all()

@@ -64,7 +64,7 @@ def test_evaluate_cli_on_sample(tmp_path, trained_level1, sample_dir, train_face
     save_artifact(hist, "evaluate_level1.png")
 
     # The same numbers from the cascade in this process.
-    pred = Cascade(trained_level1.model_root, levels=1).predict_samples(test_faces, 1, progress=False)[0]
+    pred = Cascade(trained_level1.model_root, levels=1).estimates_for_samples(test_faces, 1, progress=False)[0]
     truth = np.stack([f.points for f in test_faces])
     err = errors(pred, truth, np.array([f.box.width for f in test_faces]))
     for p, i in zip(POINTS, range(5)):

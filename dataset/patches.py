@@ -33,7 +33,7 @@ JITTER_FLAGS = ("center_sigma", "center_clip")
 def estimates(cascade: Cascade, level: int, faces: list[FaceSample], name: str) -> np.ndarray:
     """Points (N, 5, 2) in image pixels after levels 1..`level` - 1, the patch centres of
     `level`; says how far they are from the truth."""
-    est = cascade.predict_samples(faces, level - 1)[-1]
+    est = cascade.estimates_for_samples(faces, level - 1)[-1]
     s = summary(face_errors(est, faces))
     log.info(f"level {level - 1} on the {name} faces: mean error {100 * s['mean_error']:.2f}% of box width, "
              f"failures {100 * s['failure_rate']:.2f}%")
