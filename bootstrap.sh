@@ -12,7 +12,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-STEPS=(setup prototxt data1 train1 data2 train2 data3 train3 report)
+# The levels come from the net table (common/nets.py needs nothing beyond Python itself, so the
+# system's python3 reads it before the set-up has made .venv).
+LEVELS=$(${PYTHON:-python3} -c 'from common.nets import LEVELS; print(*LEVELS)')
+STEPS=(setup prototxt)
+for L in $LEVELS; do STEPS+=("data$L" "train$L"); done
+STEPS+=(report)
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; cat <<EOF
 
 Options:
@@ -105,7 +110,7 @@ if selected prototxt; then
     $PY -m model.generate "${SOLVER_FLAGS[@]}" --model-root "$MODEL" --hdf5-root "$HDF5"
 fi
 
-for L in 1 2 3; do
+for L in $LEVELS; do
     if selected "data$L"; then
         banner "data$L" "level-$L training data (HDF5)"
         if [ "$L" = 1 ]; then

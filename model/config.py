@@ -3,7 +3,7 @@ model/train.py override them; `python -m model.generate --help` lists the flags.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,3 @@ def settings_for(level: int, args: argparse.Namespace | None = None) -> SolverSe
     if s.snapshot > s.max_iter:
         s = replace(s, snapshot=s.max_iter)
     return s
-
-
-FIELD_NAMES = [f.name for f in fields(SolverSettings)]
