@@ -16,6 +16,15 @@ import threading
 from webapp import analyse
 
 
+def _process_start(model, detector) -> None:
+    """A pool process leaves the server's process group: a signal to the group (Ctrl-C, or
+    `kill -- -PGID`) must not kill it while it waits for work holding the queue's lock, or the
+    pool's own shutdown waits for that lock forever. The server stops it on its way out, and
+    it exits by itself when the server's end of the queue closes."""
+    os.setsid()
+    analyse.load(model, detector)
+
+
 class Busy(RuntimeError):
     """An upload took longer than the timeout (HTTP 503)."""
 
@@ -36,7 +45,7 @@ class Pool:
         self._pool = self._start()
 
     def _start(self):
-        return self._ctx.Pool(self.processes, initializer=analyse.load, initargs=self._args,
+        return self._ctx.Pool(self.processes, initializer=_process_start, initargs=self._args,
                               maxtasksperchild=self._max_tasks)
 
     def call(self, fn, *args, timeout: float | None = None):

@@ -2,12 +2,12 @@
 # Serve the web app: granian reads requests, the model runs in one process per core.
 #
 #   ./webapp/run.sh [--host 127.0.0.1] [--port 8000] [--model DIR] [--detector mtcnn|haar]
-#                   [--workers N] [--timeout 30] [--read-timeout 10] [--max-connections 256]
+#                   [--workers N] [--timeout 30] [--read-timeout 10] [--max-connections 128]
 #                   [--max-upload-mb 10] [--skip-setup]
 #
 # --workers: processes that run the model (default: one per core); --timeout: seconds one photo
 # may take there; --read-timeout: seconds a client has for its headers, and for its body plus one
-# second per 64 KB it declares; --max-connections: requests handled at once (more wait).
+# second per 64 KB it declares; --max-connections: connections served at once (more wait).
 # Runs scripts/setup.sh first (it only checks when everything is installed). Listens on
 # 127.0.0.1 unless --host says otherwise.
 set -euo pipefail
@@ -20,9 +20,9 @@ PORT=8000
 WORKERS=""
 TIMEOUT=30
 READ_TIMEOUT=10
-MAX_CONNECTIONS=256
+MAX_CONNECTIONS=128
 SETUP=1
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 need() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
