@@ -107,22 +107,29 @@ def timed(host, port, item, latencies: list, errors: list) -> None:
     latencies.append(time.perf_counter() - t0)
 
 
-def cpu_seconds(pgid: int) -> dict:
-    """User + system CPU seconds of the live processes in the process group (the server): the
-    model's processes (multiprocessing's spawned ones) and the rest (granian, the app)."""
+def cpu_seconds(root: int) -> dict:
+    """User + system CPU seconds of the live processes of the server (`root` and everything it
+    started): the model's processes (multiprocessing's spawned ones) and the rest (granian,
+    the app)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = {"model": 0.0, "front": 0.0}
+    stats = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields[2] is the 5th stat field, pgrp
-            part = "model" if b"multiprocessing" in cmdline else "front"
-            total[part] += (int(fields[11]) + int(fields[12])) / tick
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick,
+                                     Path(f"/proc/{entry}/cmdline").read_bytes())
+            except OSError:
+                continue
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (ppid, _, _) in stats.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = {"model": 0.0, "front": 0.0}
+    for pid in tree & stats.keys():
+        _, cpu, cmdline = stats[pid]
+        total["model" if b"multiprocessing" in cmdline else "front"] += cpu
     return total
 
 

@@ -372,3 +372,27 @@ def test_live_frames_search_upright_only(client):
     for p in a["points"]:
         assert np.hypot(*np.subtract(a["points"][p], b["points"][p])) < 0.01 * width, p
     assert "preview" not in r.json
+
+
+def test_pool_replaces_a_process_stuck_on_a_photo():
+    """A model process that spends longer than the timeout on one upload ends itself; that
+    request gets Busy (503) and the next one is served by the process started in its place.
+    Time waiting in the queue does not count."""
+    import time
+
+    from webapp import analyse
+    from webapp.pool import Busy, Pool
+    pool = Pool(1, timeout=2.0)
+    try:
+        assert pool.call(analyse.describe)["levels"] >= 1
+        t0 = time.monotonic()
+        with pytest.raises(Busy, match="longer than 2 s"):
+            pool.call(time.sleep, 30)
+        assert time.monotonic() - t0 < 15
+        assert pool.call(analyse.describe)["levels"] >= 1
+        # Two uploads of 1.5 s each on one process: the second waits 1.5 s, then is served.
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(2) as clients:
+            assert list(clients.map(lambda _: pool.call(time.sleep, 1.5), range(2))) == [None, None]
+    finally:
+        pool._pool.terminate()

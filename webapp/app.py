@@ -113,7 +113,6 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
 
     if processes > 0:
         pool = Pool(processes, model, detector, timeout)
-        app.extensions["landmark_pool"] = pool
 
         def describe():
             return pool.call(analyse.describe)
