@@ -133,6 +133,18 @@ def cpu_seconds(root: int) -> dict:
     return total
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores, from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = os.times()
+    return usage.user + usage.system
+
+
 def cpu_between(before: dict, after: dict) -> dict:
     return {k: after[k] - before[k] for k in before}
 
@@ -195,11 +207,13 @@ def main() -> int:
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         cpu0 = cpu_seconds(proc.pid) if proc else None
+        busy0, own0 = machine_busy(), own_cpu()
         t0 = time.perf_counter()
         [t.start() for t in threads]
         [t.join() for t in threads]
         elapsed = time.perf_counter() - t0
         load_cpu = cpu_between(cpu0, cpu_seconds(proc.pid)) if proc else None
+        busy, own = machine_busy() - busy0, own_cpu() - own0
     finally:
         if proc is not None:
             launch.stop(proc)
@@ -228,15 +242,19 @@ def main() -> int:
         # The cores' worth of CPU the server got while loaded: on a machine shared with other
         # work it gets less than `workers`, and requests/s falls with it.
         got = sum(load_cpu.values()) / elapsed
+        others = max(0.0, (busy - own) / elapsed - got)
         summary["target"] = {"cpu_ms_per_request": round(1000 * cpu, 1),
                              "front_cpu_ms_per_request": round(1000 * single_cpu["front"] / len(items) / args.single, 1),
                              "workers": args.workers, "ideal_requests_per_s": round(ideal, 2),
                              "ratio": round(rps / ideal, 3), "cores_obtained_under_load": round(got, 2),
+                             "cores_used_by_this_client": round(own / elapsed, 2),
+                             "cores_used_by_other_work": round(others, 2),
                              "ratio_to_cpu_obtained": round(rps * cpu / got, 3) if got else None,
                              "checks": checks, "passed": passed}
         print(f"server CPU {1000 * cpu:.1f} ms per request (front {summary['target']['front_cpu_ms_per_request']} ms); "
               f"{args.workers} processes could do {ideal:.2f} requests/s; measured {rps / ideal:.0%} of that")
-        print(f"under load the server got {got:.2f} cores' worth of CPU: {rps * cpu / got:.0%} of what that allows")
+        print(f"under load the server got {got:.2f} cores' worth of CPU: {rps * cpu / got:.0%} of what that allows "
+              f"(this client used {own / elapsed:.2f} cores, other work on the machine {others:.2f})")
         for name, ok in checks.items():
             print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     print(f"load average {summary['load_average']} (other work on the machine slows the concurrent phase)")
