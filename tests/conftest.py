@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +106,39 @@ def odd_boxes(image_w: int, image_h: int, n: int = 40, seed: int = 0) -> list[Bo
         x, y = rng.uniform(-0.3 * w, image_w), rng.uniform(-0.3 * w, image_h)
         boxes.append(Box(x, x + w, y, y + w * rng.uniform(0.8, 1.25)))
     return boxes
+
+
+# The served web app (webapp/run.sh, as a user starts it) is shared by test_server.py and
+# test_browser.py. A short read timeout lets the slow-client test see clients cut off quickly.
+SERVER_READ_TIMEOUT = 3
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    read_timeout: float
+
+
+@pytest.fixture(scope="session")
+def webapp_server(tmp_path_factory):
+    """./webapp/run.sh on a free loopback port with 2 model processes, warmed up by one photo."""
+    import urllib.request
+
+    from webapp import launch
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    try:
+        proc, url = launch.start(workers=2, extra=["--read-timeout", str(SERVER_READ_TIMEOUT)], log=log)
+    except launch.ServerFailed as exc:
+        pytest.fail(str(exc))
+    try:
+        # Each model process answers its first photo slowly (lazy set-up); no test should time that.
+        body, ctype = launch.multipart((SAMPLE_DATA / "lfw_5590" / "Abdullah_Ahmad_Badawi_0001.jpg").read_bytes(),
+                                       "warm.jpg")
+        request = urllib.request.Request(url + "/api/landmarks", data=body, headers={"Content-Type": ctype})
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: urllib.request.urlopen(request, timeout=60).read(), range(4)))
+        yield Served(url, int(url.rsplit(":", 1)[1]), SERVER_READ_TIMEOUT)
+    finally:
+        launch.stop(proc)
+        save_artifact(log, "webapp_server.log")

@@ -1,7 +1,7 @@
 """Photos and checks shared by test_detect, test_predict, test_webapp and test_browser.
 
 Every photo comes from the committed sample (tests/data/sample/) or is made from it at test
-time: one face, two faces side by side, a region of a photo without a face.
+time: one face, two faces side by side, a group of three, a region of a photo without a face.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from common.paths import SAMPLE_DATA, TEST_LIST
 # Test-list faces (never trained on) that the Haar detector finds alone in their photos.
 ONE_FACE = "lfw_5590/Abdullah_Ahmad_Badawi_0001.jpg"
 PAIR = ("lfw_5590/Alicia_Hollowell_0001.jpg", "lfw_5590/Charlie_Zaa_0001.jpg")
+# Test-list faces that MTCNN finds alone and upright in their photos (the screenshots' group).
+GROUP = ("lfw_5590/Akhmed_Zakayev_0001.jpg", "lfw_5590/Alicia_Hollowell_0001.jpg",
+         "lfw_5590/Bob_Eskridge_0001.jpg")
 
 
 def listed(name: str):
@@ -46,6 +49,24 @@ def two_faces() -> tuple[np.ndarray, list[Box]]:
     b = listed(PAIR[1]).box
     boxes.append(Box(b.left + left.shape[1], b.right + left.shape[1], b.top, b.bottom))
     return np.hstack([left, right]), boxes
+
+
+def group(names: tuple[str, ...] = GROUP) -> tuple[np.ndarray, list[Box]]:
+    """Sample photos side by side, each through a feathered round mask on a blurred faceless
+    background (hard seams between photos make the detector see faces in them), and the
+    listed face boxes in the joined image."""
+    width = 20 + 260 * len(names)
+    canvas = cv2.GaussianBlur(cv2.resize(no_face(), (width, 290)), (0, 0), 6)
+    yy, xx = np.mgrid[:250, :250]
+    mask = np.clip((105 - np.hypot(xx - 125, yy - 118)) / 15, 0, 1)[..., None]
+    boxes = []
+    for i, name in enumerate(names):
+        x = 20 + 260 * i
+        region = canvas[20:270, x:x + 250].astype(float)
+        canvas[20:270, x:x + 250] = (read(name) * mask + region * (1 - mask)).astype(np.uint8)
+        b = listed(name).box
+        boxes.append(Box(b.left + x, b.right + x, b.top + 20, b.bottom + 20))
+    return canvas, boxes
 
 
 def no_face() -> np.ndarray:

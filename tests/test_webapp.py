@@ -259,3 +259,140 @@ def test_high_depth_uploads_decode_in_bounded_memory(tmp_path, kind):
     before, peak, width, height, dtype = proc.stdout.split()
     assert (int(width), int(height)) == (1750, 1750) and dtype == "uint8"
     assert int(peak) < 400, f"peak {peak} MB (imports alone {before} MB)"
+
+
+def jpeg_claiming(data: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header (SOF0) saying width x height."""
+    at = data.find(b"\xff\xc0")
+    assert at > 0
+    return data[:at + 5] + struct.pack(">HH", height, width) + data[at + 9:]
+
+
+@pytest.mark.parametrize("name, make, status", [
+    ("header claims 7000x7000", lambda d: jpeg_claiming(d, 7000, 7000), 400),
+    ("header claims 260x260", lambda d: jpeg_claiming(d, 260, 260), 400),
+    ("cut at 90% with an end marker", lambda d: d[:len(d) * 9 // 10] + b"\xff\xd9", 400),
+    ("only the end marker missing", lambda d: d[:-2], 200),
+    ("bytes after the end marker", lambda d: d + b"trailer", 200),
+])
+def test_jpeg_with_less_data_than_its_header_says(client, name, make, status):
+    """libjpeg fills missing scan data with grey and no error: such a file is refused as
+    truncated; one missing only its end marker (browsers show it) is read."""
+    r = post(client, make(encode(read(ONE_FACE))))
+    assert r.status_code == status, (name, r.json)
+    if status == 400:
+        assert "truncated" in r.json["error"], r.json
+    else:
+        assert len(r.json["faces"]) == 1 and (r.json["width"], r.json["height"]) == (250, 250)
+
+
+def oriented(fmt: str, orientation: int) -> tuple[bytes, np.ndarray]:
+    """The sample face stored turned so that EXIF orientation `orientation` shows it upright
+    (on a 350x250 canvas, so a swap of width and height shows), and the upright RGB image."""
+    upright = np.hstack([cv2.cvtColor(read(ONE_FACE), cv2.COLOR_BGR2RGB), np.zeros((250, 100, 3), np.uint8)])
+    # The stored image is the upright one under the inverse of the orientation's transform.
+    inverse = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+               6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+    stored = Image.fromarray(upright)
+    if orientation in inverse:
+        stored = stored.transpose(inverse[orientation])
+    buf = io.BytesIO()
+    if fmt == "TIFF":
+        stored.save(buf, "TIFF", tiffinfo={0x0112: orientation})
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        stored.save(buf, fmt, exif=exif, **({"quality": 95} if fmt != "PNG" else {}))
+    return buf.getvalue(), upright
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "WEBP", "JPEG"])
+@pytest.mark.parametrize("orientation", [3, 5, 6, 8])
+def test_every_orientation_is_applied_once(client, fmt, orientation):
+    """Points refer to the photo as shown. Pillow turns TIFFs by their orientation itself (the
+    size it reports is already upright): turning them again swapped width and height. The
+    preview the page draws is the upright photo."""
+    data, upright = oriented(fmt, orientation)
+    r = client.post("/api/landmarks", data={"image": (io.BytesIO(data), f"o{orientation}.{fmt.lower()}"),
+                                            "preview": "1"}, content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    assert (r.json["width"], r.json["height"]) == (350, 250)
+    (face,) = r.json["faces"]
+    assert as_box(face["box"]).iou(listed(ONE_FACE).box) > 0.6
+    check_face(as_box(face["box"]), face["points"])
+    preview = r.json["preview"]
+    assert (preview["width"], preview["height"]) == (350, 250)
+    head, b64 = preview["src"].split(",", 1)
+    assert head == "data:image/jpeg;base64"
+    import base64
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=float)
+    assert np.abs(shown - upright).mean() < 6, "the preview is the upright photo"
+
+
+def test_faces_are_numbered_in_reading_order(client):
+    """Four faces in two rows, the lower row's left face further left than the upper row's:
+    the order is top row left to right, then bottom row (not by left edge alone)."""
+    face = read(ONE_FACE)
+    canvas = np.full((560, 620, 3), 128, np.uint8)
+    spots = {"top-left": (60, 20), "top-right": (330, 40), "bottom-left": (10, 300), "bottom-right": (360, 280)}
+    for x, y in spots.values():
+        canvas[y:y + 250, x:x + 250] = face
+    r = post(client, encode(canvas, ".png"), "four.png")
+    assert r.status_code == 200, r.json
+    centres = [((f["box"]["left"] + f["box"]["right"]) / 2, (f["box"]["top"] + f["box"]["bottom"]) / 2)
+               for f in r.json["faces"]]
+    assert len(centres) == 4
+    expected = [(x + 125, y + 125) for x, y in spots.values()]
+    for (cx, cy), (ex, ey) in zip(centres, expected):
+        assert abs(cx - ex) < 40 and abs(cy - ey) < 40, (centres, expected)
+
+
+def test_form_mistakes_say_what_is_wrong(client):
+    jpg = encode(read(ONE_FACE))
+    r = client.post("/api/landmarks", data={"image": [(io.BytesIO(jpg), "a.jpg"), (io.BytesIO(jpg), "b.jpg")]},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400 and "one photo per request (2 files" in r.json["error"]
+    r = client.post("/api/landmarks", data={"image": "just text"}, content_type="multipart/form-data")
+    assert r.status_code == 400 and "holds text, not a file" in r.json["error"]
+    r = client.post("/api/landmarks", data={f"f{i}": "x" for i in range(1500)}, content_type="multipart/form-data")
+    assert r.status_code == 400 and "too many form fields" in r.json["error"]
+
+
+def test_live_frames_search_upright_only(client):
+    """A camera frame (live=1) is searched upright only: for an upright face, the same face and
+    points (within 1% of its width: the full search also merges the turned searches' boxes)."""
+    jpg = encode(read(ONE_FACE))
+    full = post(client, jpg).json
+    r = client.post("/api/landmarks", data={"image": (io.BytesIO(jpg), "frame.jpg"), "live": "1"},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200
+    (a,), (b,) = full["faces"], r.json["faces"]
+    width = a["box"]["right"] - a["box"]["left"]
+    for p in a["points"]:
+        assert np.hypot(*np.subtract(a["points"][p], b["points"][p])) < 0.01 * width, p
+    assert "preview" not in r.json
+
+
+def test_pool_replaces_a_process_stuck_on_a_photo():
+    """A model process that spends longer than the timeout on one upload ends itself; that
+    request gets Busy (503) and the next one is served by the process started in its place.
+    Time waiting in the queue does not count."""
+    import time
+
+    from webapp import analyse
+    from webapp.pool import Busy, Pool
+    pool = Pool(1, timeout=2.0)
+    try:
+        assert pool.call(analyse.describe)["levels"] >= 1
+        t0 = time.monotonic()
+        with pytest.raises(Busy, match="longer than 2 s"):
+            pool.call(time.sleep, 30)
+        assert time.monotonic() - t0 < 15
+        assert pool.call(analyse.describe)["levels"] >= 1
+        # Two uploads of 1.5 s each on one process: the second waits 1.5 s, then is served.
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(2) as clients:
+            assert list(clients.map(lambda _: pool.call(time.sleep, 1.5), range(2))) == [None, None]
+    finally:
+        pool._pool.terminate()

@@ -1,15 +1,16 @@
-"""The web service: one page to upload a photo and see the five points of every face, and its API.
+"""The web service: one page to upload a photo (or use the camera) and see the five points of
+every face, and its API.
 
     GET  /                 the page
     POST /api/landmarks    multipart field `image` -> JSON {width, height, faces[{box, points}],
                            time_ms, levels}; errors are JSON {error} with a 4xx/5xx status
-    GET  /healthz          200 when the model is loaded, 503 otherwise
+    GET  /healthz          200 with what is loaded and the upload limit, 503 without a model
 
-Run it with ./webapp/run.sh (gunicorn, several worker processes; never Flask's debug server).
-Settings (environment, or create_app arguments):
+Run it with ./webapp/run.sh (granian in front, webapp/asgi.py; the model runs in one process
+per core, webapp/pool.py). Settings (environment, or create_app arguments):
     DEEP_LANDMARK_MODEL           model folder (default: the project's default model)
     DEEP_LANDMARK_DETECTOR        face detector (default mtcnn; haar when its weights are missing)
-    DEEP_LANDMARK_MAX_UPLOAD_MB   largest upload in MB (default 10) -> 413 above it
+    DEEP_LANDMARK_MAX_UPLOAD_MB   largest photo in MB of 2^20 bytes (default 10) -> 413 above it
     DEEP_LANDMARK_MAX_MEGAPIXELS  largest image in megapixels (default 50) -> 400 above it
 
     python -m webapp.app --check [--model DIR]   loads the model once, says what it loaded
@@ -22,22 +23,40 @@ import os
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from common.cascade import resolve_model
-from common.landmarker import (LandmarkerUnavailable, add_landmarker_args, landmarker_from_args,
-                               make_landmarker)
+from common.landmarker import LandmarkerUnavailable, add_landmarker_args, landmarker_from_args
 from common.paths import rel
-from webapp.upload import ACCEPTED_TEXT, BadImage, decode_upload
+from webapp import analyse
+from webapp.pool import Busy, Pool
+from webapp.upload import ACCEPTED_TEXT, BadImage
 
 MAX_UPLOAD_ENV = "DEEP_LANDMARK_MAX_UPLOAD_MB"
 MAX_PIXELS_ENV = "DEEP_LANDMARK_MAX_MEGAPIXELS"
 DEFAULT_MAX_UPLOAD_MB = 10.0
 DEFAULT_MAX_MEGAPIXELS = 50.0
-# The cascade runs on a copy at most this large; points are mapped back to the photo's pixels.
-WORK_SIDE = 2048
+MB = 1024 * 1024
+# A request may exceed the photo's limit by this much: multipart framing and the small fields.
+FORM_SLACK = 64 * 1024
+# Form parts accepted: the photo and a few options. More is refused, not parsed.
+MAX_FORM_PARTS = 8
+# Longer side of the upright copy of the photo sent back for the page to draw (preview=1).
+PREVIEW_SIDE = 1280
+# Every answer carries these: no framing by other sites, no referrer leaks, no MIME sniffing.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                               "media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+}
 
 
 class InMemoryRequest(Request):
@@ -62,24 +81,58 @@ def _number(value, env: str, default: float) -> float:
     return number
 
 
+def cross_site(req: Request) -> str | None:
+    """Why a state-changing request comes from another site's page, or None. Browsers send
+    Sec-Fetch-Site and Origin with every POST a page makes; curl and scripts send neither, so
+    they need nothing extra."""
+    site = req.headers.get("Sec-Fetch-Site")
+    if site and site not in ("same-origin", "none"):
+        return f"cross-origin request refused (Sec-Fetch-Site: {site})"
+    origin = req.headers.get("Origin")
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != req.host.lower()):
+        return f"cross-origin request refused (Origin {origin} is not this server, {req.host})"
+    return None
+
+
 def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | None = None,
-               max_megapixels: float | None = None, detector: str | None = None) -> Flask:
-    """The Flask app with the model loaded once (in each worker process)."""
+               max_megapixels: float | None = None, detector: str | None = None,
+               processes: int = 0, timeout: float = 30.0) -> Flask:
+    """The Flask app. processes=0: the model is loaded and run in this process (the test
+    client); N > 0: in a pool of N processes, each loading it once (the server)."""
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.json.sort_keys = False  # points stay in the order LE RE N LM RM
     upload_mb = _number(max_upload_mb, MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB)
     megapixels = _number(max_megapixels, MAX_PIXELS_ENV, DEFAULT_MAX_MEGAPIXELS)
-    app.config.update(MAX_CONTENT_LENGTH=int(upload_mb * 1024 * 1024), MAX_PIXELS=int(megapixels * 1e6),
-                      MAX_UPLOAD_MB=upload_mb)
+    max_bytes = int(upload_mb * MB)
+    max_pixels = int(megapixels * 1e6)
+    app.config.update(MAX_CONTENT_LENGTH=max_bytes + FORM_SLACK, MAX_FORM_PARTS=MAX_FORM_PARTS,
+                      MAX_FORM_MEMORY_SIZE=max_bytes, MAX_UPLOAD_BYTES=max_bytes,
+                      MAX_UPLOAD_MB=upload_mb, MAX_PIXELS=max_pixels)
+    limit_text = f"{upload_mb:g} MB"
 
-    state = {"landmarker": None, "error": None, "model": None}
-    lock = threading.Lock()  # cv2.dnn nets are not safe to run from two threads at once
+    if processes > 0:
+        pool = Pool(processes, model, detector, timeout)
+
+        def describe():
+            return pool.call(analyse.describe)
+
+        def work(*args):
+            return pool.call(analyse.analyse, *args)
+    else:
+        analyser = analyse.Analyser(model, detector, warn=app.logger.warning)
+        lock = threading.Lock()  # cv2.dnn nets are not safe to run from two threads at once
+        describe = analyser.describe
+
+        def work(*args):
+            with lock:
+                return analyser(*args)
+
+    state = {"loaded": None, "error": None}
     try:
-        state["model"] = resolve_model(model)
-        state["landmarker"] = make_landmarker(state["model"], detector, warn=app.logger.warning)
-    except Exception as exc:  # the app still answers: /healthz and the API report it (503)
-        state["error"] = f"model not loaded: {exc}"
+        state["loaded"] = describe()
+    except (analyse.ModelUnavailable, Busy) as exc:
+        state["error"] = str(exc)
         app.logger.error(state["error"])
 
     def error(message: str, status: int):
@@ -88,7 +141,10 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code == 413:
-            return error(f"upload too large: the limit is {upload_mb:g} MB", 413)
+            if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+                return error(f"upload too large: the limit is {limit_text}", 413)
+            return error(f"too many form fields (at most {MAX_FORM_PARTS}): send one photo as "
+                         "the multipart form field 'image'", 400)
         return error(exc.description or exc.name, exc.code or 500)
 
     @app.errorhandler(Exception)
@@ -98,48 +154,53 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
 
     @app.after_request
     def headers(resp):
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' blob: data:; object-src 'none'")
+        for name, value in SECURITY_HEADERS.items():
+            resp.headers.setdefault(name, value)
         return resp
 
     @app.get("/")
     def index():
         return render_template("index.html", max_upload_mb=upload_mb, formats=ACCEPTED_TEXT,
-                               max_upload_bytes=app.config["MAX_CONTENT_LENGTH"])
+                               max_upload_bytes=max_bytes)
 
     @app.get("/healthz")
     def healthz():
         if state["error"]:
             return error(state["error"], 503)
-        lm = state["landmarker"]
-        return jsonify(status="ok", levels=lm.cascade.levels, model=rel(state["model"]),
-                       detector=lm.detector.name)
+        return jsonify(status="ok", **state["loaded"], max_upload_bytes=max_bytes,
+                       max_upload_mb=upload_mb, processes=processes or 1)
 
     @app.post("/api/landmarks")
     def landmarks():
+        refused = cross_site(request)
+        if refused:
+            return error(refused, 403)
         if state["error"]:
             return error(state["error"], 503)
-        upload = request.files.get("image")
-        if upload is None:
-            return error("send the photo as the multipart form field 'image'", 400)
+        files = request.files.getlist("image")
+        if len(files) > 1:
+            return error(f"send one photo per request ({len(files)} files came as 'image')", 400)
+        if not files:
+            if "image" in request.form:
+                return error("the field 'image' holds text, not a file: send the photo as a file "
+                             "(curl -F image=@photo.jpg)", 400)
+            others = sorted(request.files)
+            return error("send the photo as the multipart form field 'image'"
+                         + (f" (a file came as {others[0]!r})" if others else ""), 400)
+        data = files[0].read()
+        if len(data) > max_bytes:
+            return error(f"upload too large: the limit is {limit_text}", 413)
         start = time.perf_counter()
         try:
-            decoded = decode_upload(upload.read(), app.config["MAX_PIXELS"], WORK_SIDE)
+            answer = work(data, max_pixels, PREVIEW_SIDE if request.form.get("preview") == "1" else 0,
+                          request.form.get("live") == "1")
         except BadImage as exc:
             return error(str(exc), 400)
-        decoded_at = time.perf_counter()
-        with lock:
-            faces = state["landmarker"](decoded.image)
-        done = time.perf_counter()
-        return jsonify(
-            width=decoded.width, height=decoded.height, format=decoded.format,
-            faces=[f.scaled(decoded.fx, decoded.fy).as_dict() for f in faces],
-            levels=state["landmarker"].cascade.levels,
-            time_ms={"decode": round((decoded_at - start) * 1000, 1),
-                     "landmarks": round((done - decoded_at) * 1000, 1),
-                     "total": round((done - start) * 1000, 1)},
-        )
+        except (analyse.ModelUnavailable, Busy) as exc:
+            return error(str(exc), 503)
+        # Time in this server, waiting for a free process included.
+        answer["time_ms"]["server"] = round((time.perf_counter() - start) * 1000, 1)
+        return jsonify(answer)
 
     return app
 
@@ -151,8 +212,7 @@ def main(argv=None) -> int:
     add_landmarker_args(ap)
     args = ap.parse_args(argv)
     if not args.check:
-        print("serve the app with ./webapp/run.sh (gunicorn); this command only has --check",
-              file=sys.stderr)
+        print("serve the app with ./webapp/run.sh; this command only has --check", file=sys.stderr)
         return 2
     try:
         lm = landmarker_from_args(args)

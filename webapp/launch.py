@@ -1,5 +1,5 @@
-"""Start the production server (webapp/run.sh: gunicorn) on a free loopback port and stop it:
-for the browser test and the load benchmark, which must exercise what a user runs."""
+"""Start the production server (webapp/run.sh) on a free loopback port and stop it: for the
+server and browser tests and the load benchmark, which must exercise what a user runs."""
 from __future__ import annotations
 
 import http.client
@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from common.paths import ROOT
@@ -35,7 +36,7 @@ def healthy(port: int) -> bool:
 def start(workers: int = 2, model: str | None = None, extra: list[str] | None = None,
           log: Path | None = None, wait: float = 90.0) -> tuple[subprocess.Popen, str]:
     """(process, base URL) once /healthz answers 200; ServerFailed with the log's tail if not.
-    The server runs in its own process group, so stop() ends gunicorn and its workers."""
+    The server runs in its own process group, so stop() ends granian and the model's processes."""
     port = free_port()
     cmd = ["bash", str(ROOT / "webapp" / "run.sh"), "--port", str(port), "--workers", str(workers),
            *(["--model", model] if model else []), *(extra or [])]
@@ -64,3 +65,13 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def multipart(data: bytes, filename: str, field: str = "image", fields: dict | None = None) -> tuple[bytes, str]:
+    """(body, Content-Type) of a multipart form holding one file and optional text fields."""
+    boundary = uuid.uuid4().hex
+    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+             for name, value in (fields or {}).items()]
+    parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"

@@ -5,7 +5,9 @@ pixel count under the limit before a single pixel is decoded, so a tiny file tha
 30000x30000 pixels (a decompression bomb) is refused without decoding it. Large JPEGs are
 decoded at a reduced scale (DCT scaling), other large images shrunk after decoding; the caller
 maps results back to the original pixels with `factor`. EXIF orientation is applied, so
-coordinates refer to the photo as browsers show it.
+coordinates refer to the photo as browsers show it. A JPEG whose scan data ends before its
+header's size is filled (libjpeg fills the rest with grey and says nothing) is refused as
+truncated; one that lacks only its end marker, which browsers show, is accepted.
 """
 from __future__ import annotations
 
@@ -26,6 +28,11 @@ SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP"
 # Orientations (EXIF tag 0x0112) that swap width and height.
 TRANSPOSED = {5, 6, 7, 8}
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+EOI = b"\xff\xd9"
+SOS, DRI = 0xDA, 0xDD
+# Bytes put where a JPEG scan's data ends to see whether the decoder reads them (no 0xFF, so
+# no marker; mixed bits, so they decode as coefficients rather than as invalid codes).
+FILLER = bytes(range(1, 255)) * 2
 
 
 class BadImage(ValueError):
@@ -40,6 +47,80 @@ class Decoded:
     format: str
     fx: float = 1.0   # original pixels per pixel of `image`, across
     fy: float = 1.0   # and down
+
+
+def _scan_ends(data: bytes) -> list[tuple[int, bytes]]:
+    """Where each scan's data of a JPEG ends (the index of the marker after it, or len(data)
+    when the file stops inside it), with the restart marker due next when the scan uses
+    restart intervals (between intervals the decoder skips anything but that marker), else b"". Marker segments are skipped by their lengths (an EXIF thumbnail
+    holds markers of its own); inside scan data 0xFF is followed only by 0x00 or a restart
+    marker, so the first other marker ends the scan. Parsing stops at anything that does not
+    look like a JPEG: the decoder judges those."""
+    ends, i, restarts = [], 2, False
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        kind = data[i + 1]
+        if kind == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if kind == EOI[1]:
+            break
+        if kind == DRI:
+            restarts = int.from_bytes(data[i + 4:i + 6], "big") > 0
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if kind != SOS:
+            continue
+        due = 0xD0
+        while True:
+            i = data.find(b"\xff", i)
+            if i < 0 or i + 1 >= len(data):
+                ends.append((len(data), bytes([0xFF, due]) if restarts else b""))
+                return ends
+            if 0xD0 <= data[i + 1] <= 0xD7:
+                due = 0xD0 + (data[i + 1] - 0xD0 + 1) % 8
+            elif data[i + 1] != 0:
+                ends.append((i, bytes([0xFF, due]) if restarts else b""))
+                break
+            i += 2
+    return ends
+
+
+def _tiny(data: bytes) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """A JPEG decoded at 1/8 scale (DCT scaling: cheap even for large photos, though every
+    coefficient is still read) and its full size; None when it cannot be decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=("JPEG",)) as img:
+                size = img.size
+                img.draft(None, (1, 1))
+                return np.asarray(img), size
+    except DECODE_ERRORS + (Image.DecompressionBombError,):
+        return None
+
+
+def _complete_jpeg(data: bytes) -> bytes:
+    """The JPEG with its end marker (added when only that is missing); BadImage when a scan's
+    data ends early. libjpeg, on running out of scan data, fills the rest of the image with grey
+    without an error (a 250x250 photo whose header says 7000x7000 decodes as a grey 7000x7000),
+    so the test is direct: decode it as it is and again with FILLER put where each scan's data
+    ends. A complete scan never reads past its own end, so both agree; a short one reads the
+    filler as more pixels. At 1/8 scale only the DC coefficients show, so a progressive JPEG
+    whose later (detail) scans are cut passes, drawn coarser, as browsers draw it."""
+    ends = _scan_ends(data)
+    whole = data + EOI if ends and ends[-1][0] == len(data) else data
+    probe, start = [], 0
+    for end, restart in ends:
+        # Filler first for a scan cut inside an interval, then (with restarts) the marker due
+        # and filler again for one cut between intervals.
+        probe += [data[start:end], FILLER] + ([restart, FILLER] if restart else [])
+        start = end
+    probe.append(whole[start:])
+    plain, probed = _tiny(whole), _tiny(b"".join(probe))
+    if plain is not None and probed is not None and not np.array_equal(plain[0], probed[0]):
+        w, h = plain[1]
+        raise BadImage(f"corrupt or truncated JPEG image: it holds less image data than the "
+                       f"{w}x{h} pixels its header says")
+    return whole
 
 
 def _signature(data: bytes) -> str | None:
@@ -117,6 +198,13 @@ def _shrunk_array(img: Image.Image, work_side: int) -> np.ndarray:
     return cv2.cvtColor(np.asarray(img.convert("RGB"), dtype=np.uint8), cv2.COLOR_RGB2BGR)
 
 
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except DECODE_ERRORS:
+        return 1
+
+
 def _oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """Pixels turned as the EXIF orientation says (as browsers show the photo)."""
     if orientation not in ORIENT:
@@ -130,18 +218,14 @@ def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decode
     anything unusable."""
     if not data:
         raise BadImage("the uploaded file is empty")
+    if _signature(data) == "JPEG":
+        data = _complete_jpeg(data)
     img = _open(data)
     w, h = img.size
     if w * h > max_pixels:
         raise BadImage(f"image is {w}x{h} pixels, over the limit of {max_pixels / 1e6:g} "
                        "megapixels; refused without decoding")
     fmt = img.format
-    try:
-        orientation = img.getexif().get(0x0112, 1)
-    except DECODE_ERRORS:
-        orientation = 1
-    if orientation in TRANSPOSED:
-        w, h = h, w
     scale = min(1.0, work_side / max(w, h))
     src = img
     try:
@@ -153,12 +237,17 @@ def decode_upload(data: bytes, max_pixels: int, work_side: int = 2048) -> Decode
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
+            # Read after loading: Pillow turns TIFFs itself (their size is already upright and
+            # the tag is gone once loaded); other formats keep it for us to apply.
+            orientation = _orientation(img)
             pixels = _oriented(_shrunk_array(img, work_side), orientation)
     except DECODE_ERRORS as exc:
         raise BadImage(f"corrupt or truncated {fmt} image: {exc}") from None
     finally:
         src.close()
         img.close()
+    if orientation in TRANSPOSED:
+        w, h = h, w
     rows, cols = pixels.shape[:2]
     if max(rows, cols) > work_side:
         s = work_side / max(rows, cols)
