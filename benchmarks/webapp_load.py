@@ -37,7 +37,7 @@ from benchmarks.wild import Backgrounds, round_mask  # noqa: E402
 from common.listfile import read_list  # noqa: E402
 from common.nets import POINTS  # noqa: E402
 from common.paths import SAMPLE_DATA, TEST_LIST  # noqa: E402
-from webapp import launch  # noqa: E402
+from tools import webapp_server as launch  # noqa: E402
 from webapp.pool import default_processes  # noqa: E402
 
 CANVAS = (640, 480)

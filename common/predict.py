@@ -137,7 +137,7 @@ def describe(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m common.predict", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", metavar="IMAGE_OR_VIDEO")
@@ -165,7 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--engine goes with --jsonl")
     if args.address is not None and args.engine != "ray":
         ap.error("--address goes with --engine ray")
+    return args
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         landmarker = landmarker_from_args(args)
     except LandmarkerUnavailable as exc:
@@ -173,9 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.jsonl is not None:
         return collect(args, landmarker)
+    return predict_files(args, landmarker)
+
+
+def predict_files(args: argparse.Namespace, landmarker) -> int:
+    """Each named image or video: a line of text (or one JSON list), drawn copies with --out."""
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-
     results, taken = [], set()
     for name in args.files:
         path = Path(name)

@@ -125,7 +125,7 @@ def webapp_server(tmp_path_factory):
     """./webapp/run.sh on a free loopback port with 2 model processes, warmed up by one photo."""
     import urllib.request
 
-    from webapp import launch
+    from tools import webapp_server as launch
     log = tmp_path_factory.mktemp("server") / "server.log"
     try:
         proc, url = launch.start(workers=2, extra=["--read-timeout", str(SERVER_READ_TIMEOUT)], log=log)

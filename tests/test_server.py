@@ -13,7 +13,7 @@ import time
 import pytest
 
 from landmark_photos import ONE_FACE, encode, read
-from webapp.launch import multipart
+from tools.webapp_server import multipart
 
 PHOTO_LIMIT = 10 * 1024 * 1024  # the default --max-upload-mb 10, in bytes
 

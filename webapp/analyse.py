@@ -31,7 +31,7 @@ class Analyser:
         upright-only search, sharing the same cascade, for live camera frames. A failure is
         kept and reported by every call, not raised (a pool initializer that raises is
         restarted forever)."""
-        from common.cascade import resolve_model
+        from common.netfiles import resolve_model
         self.error = None
         try:
             self.model = resolve_model(model)

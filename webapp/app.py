@@ -23,11 +23,13 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from common.nets import POINTS
 from common.landmarker import LandmarkerUnavailable, add_landmarker_args, landmarker_from_args
 from common.paths import rel
 from webapp import analyse
@@ -94,6 +96,85 @@ def cross_site(req: Request) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may be: bytes sent, and pixels once decoded."""
+    upload_mb: float
+    megapixels: float
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.upload_mb * MB)
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.megapixels * 1e6)
+
+    @property
+    def text(self) -> str:
+        return f"{self.upload_mb:g} MB"
+
+
+def _error(message: str, status: int):
+    return jsonify(error=message), status
+
+
+def _engine(app: Flask, model, detector: str | None, processes: int, timeout: float):
+    """(describe, work): the model described, and one photo analysed, either in a pool of
+    `processes` processes (the server) or in this process (processes=0: the test client)."""
+    if processes > 0:
+        pool = Pool(processes, model, detector, timeout)
+        return (lambda: pool.call(analyse.describe)), (lambda *args: pool.call(analyse.analyse, *args))
+    analyser = analyse.Analyser(model, detector, warn=app.logger.warning)
+    lock = threading.Lock()  # cv2.dnn nets are not safe to run from two threads at once
+
+    def work(*args):
+        with lock:
+            return analyser(*args)
+    return analyser.describe, work
+
+
+def _uploaded_photo(limits: Limits) -> tuple[bytes | None, tuple | None]:
+    """The photo's bytes from the request's form, or the JSON error answer saying what is wrong."""
+    files = request.files.getlist("image")
+    if len(files) > 1:
+        return None, _error(f"send one photo per request ({len(files)} files came as 'image')", 400)
+    if not files:
+        if "image" in request.form:
+            return None, _error("the field 'image' holds text, not a file: send the photo as a file "
+                                "(curl -F image=@photo.jpg)", 400)
+        others = sorted(request.files)
+        return None, _error("send the photo as the multipart form field 'image'"
+                            + (f" (a file came as {others[0]!r})" if others else ""), 400)
+    data = files[0].read()
+    if len(data) > limits.max_bytes:
+        return None, _error(f"upload too large: the limit is {limits.text}", 413)
+    return data, None
+
+
+def _add_error_handlers(app: Flask, limits: Limits) -> None:
+    """Every error a JSON answer; security headers on every answer."""
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+                return _error(f"upload too large: the limit is {limits.text}", 413)
+            return _error(f"too many form fields (at most {MAX_FORM_PARTS}): send one photo as "
+                          "the multipart form field 'image'", 400)
+        return _error(exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unexpected error")
+        return _error("internal error while processing the image", 500)
+
+    @app.after_request
+    def headers(resp):
+        for name, value in SECURITY_HEADERS.items():
+            resp.headers.setdefault(name, value)
+        return resp
+
+
 def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | None = None,
                max_megapixels: float | None = None, detector: str | None = None,
                processes: int = 0, timeout: float = 30.0) -> Flask:
@@ -102,102 +183,50 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.json.sort_keys = False  # points stay in the order LE RE N LM RM
-    upload_mb = _number(max_upload_mb, MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB)
-    megapixels = _number(max_megapixels, MAX_PIXELS_ENV, DEFAULT_MAX_MEGAPIXELS)
-    max_bytes = int(upload_mb * MB)
-    max_pixels = int(megapixels * 1e6)
-    app.config.update(MAX_CONTENT_LENGTH=max_bytes + FORM_SLACK, MAX_FORM_PARTS=MAX_FORM_PARTS,
-                      MAX_FORM_MEMORY_SIZE=max_bytes, MAX_UPLOAD_BYTES=max_bytes,
-                      MAX_UPLOAD_MB=upload_mb, MAX_PIXELS=max_pixels)
-    limit_text = f"{upload_mb:g} MB"
-
-    if processes > 0:
-        pool = Pool(processes, model, detector, timeout)
-
-        def describe():
-            return pool.call(analyse.describe)
-
-        def work(*args):
-            return pool.call(analyse.analyse, *args)
-    else:
-        analyser = analyse.Analyser(model, detector, warn=app.logger.warning)
-        lock = threading.Lock()  # cv2.dnn nets are not safe to run from two threads at once
-        describe = analyser.describe
-
-        def work(*args):
-            with lock:
-                return analyser(*args)
-
+    limits = Limits(_number(max_upload_mb, MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB),
+                    _number(max_megapixels, MAX_PIXELS_ENV, DEFAULT_MAX_MEGAPIXELS))
+    app.config.update(MAX_CONTENT_LENGTH=limits.max_bytes + FORM_SLACK, MAX_FORM_PARTS=MAX_FORM_PARTS,
+                      MAX_FORM_MEMORY_SIZE=limits.max_bytes, MAX_UPLOAD_BYTES=limits.max_bytes,
+                      MAX_UPLOAD_MB=limits.upload_mb, MAX_PIXELS=limits.max_pixels)
+    describe, work = _engine(app, model, detector, processes, timeout)
     state = {"loaded": None, "error": None}
     try:
         state["loaded"] = describe()
     except (analyse.ModelUnavailable, Busy) as exc:
         state["error"] = str(exc)
         app.logger.error(state["error"])
-
-    def error(message: str, status: int):
-        return jsonify(error=message), status
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        if exc.code == 413:
-            if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
-                return error(f"upload too large: the limit is {limit_text}", 413)
-            return error(f"too many form fields (at most {MAX_FORM_PARTS}): send one photo as "
-                         "the multipart form field 'image'", 400)
-        return error(exc.description or exc.name, exc.code or 500)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        app.logger.exception("unexpected error")
-        return error("internal error while processing the image", 500)
-
-    @app.after_request
-    def headers(resp):
-        for name, value in SECURITY_HEADERS.items():
-            resp.headers.setdefault(name, value)
-        return resp
+    _add_error_handlers(app, limits)
 
     @app.get("/")
     def index():
-        return render_template("index.html", max_upload_mb=upload_mb, formats=ACCEPTED_TEXT,
-                               max_upload_bytes=max_bytes)
+        return render_template("index.html", max_upload_mb=limits.upload_mb, formats=ACCEPTED_TEXT,
+                               max_upload_bytes=limits.max_bytes)
 
     @app.get("/healthz")
     def healthz():
         if state["error"]:
-            return error(state["error"], 503)
-        return jsonify(status="ok", **state["loaded"], max_upload_bytes=max_bytes,
-                       max_upload_mb=upload_mb, processes=processes or 1)
+            return _error(state["error"], 503)
+        return jsonify(status="ok", **state["loaded"], max_upload_bytes=limits.max_bytes,
+                       max_upload_mb=limits.upload_mb, processes=processes or 1, points=list(POINTS))
 
     @app.post("/api/landmarks")
     def landmarks():
         refused = cross_site(request)
         if refused:
-            return error(refused, 403)
+            return _error(refused, 403)
         if state["error"]:
-            return error(state["error"], 503)
-        files = request.files.getlist("image")
-        if len(files) > 1:
-            return error(f"send one photo per request ({len(files)} files came as 'image')", 400)
-        if not files:
-            if "image" in request.form:
-                return error("the field 'image' holds text, not a file: send the photo as a file "
-                             "(curl -F image=@photo.jpg)", 400)
-            others = sorted(request.files)
-            return error("send the photo as the multipart form field 'image'"
-                         + (f" (a file came as {others[0]!r})" if others else ""), 400)
-        data = files[0].read()
-        if len(data) > max_bytes:
-            return error(f"upload too large: the limit is {limit_text}", 413)
+            return _error(state["error"], 503)
+        data, refusal = _uploaded_photo(limits)
+        if refusal:
+            return refusal
         start = time.perf_counter()
         try:
-            answer = work(data, max_pixels, PREVIEW_SIDE if request.form.get("preview") == "1" else 0,
+            answer = work(data, limits.max_pixels, PREVIEW_SIDE if request.form.get("preview") == "1" else 0,
                           request.form.get("live") == "1")
         except BadImage as exc:
-            return error(str(exc), 400)
+            return _error(str(exc), 400)
         except (analyse.ModelUnavailable, Busy) as exc:
-            return error(str(exc), 503)
+            return _error(str(exc), 503)
         # Time in this server, waiting for a free process included.
         answer["time_ms"]["server"] = round((time.perf_counter() - start) * 1000, 1)
         return jsonify(answer)

@@ -4,8 +4,9 @@
 // Plain JS, no framework.
 (function () {
   "use strict";
-  const POINTS = ["LE", "RE", "N", "LM", "RM"];
+  // The point names come with each answer (face.points, in the server's order); these colour them.
   const COLORS = { LE: "#0080ff", RE: "#00e5ff", N: "#ffd400", LM: "#ff2020", RM: "#ff00ff" };
+  const OTHER_COLOR = "#ffffff";
   const BOX_COLOR = "#00c800";
   const LIVE_SEND_WIDTH = 320; // camera frames are shrunk to this width before they are sent
   const LIVE_QUALITY = 0.8;    // and sent as JPEG of this quality
@@ -57,11 +58,10 @@
       ctx.textBaseline = "bottom";
       ctx.fillText(String(i + 1), x0, y0 - line);
       ctx.restore();
-      POINTS.forEach((name) => {
-        const [x, y] = face.points[name];
+      Object.entries(face.points).forEach(([name, [x, y]]) => {
         ctx.beginPath();
         ctx.arc(x * scale, y * scale, radius, 0, 2 * Math.PI);
-        ctx.fillStyle = COLORS[name];
+        ctx.fillStyle = COLORS[name] || OTHER_COLOR;
         ctx.fill();
       });
     });
@@ -126,7 +126,7 @@
   function fillTable(data) {
     tbody.replaceChildren();
     data.faces.forEach((face, i) => {
-      POINTS.forEach((name) => {
+      Object.keys(face.points).forEach((name) => {
         const tr = document.createElement("tr");
         tr.className = "point-row";
         tr.dataset.face = String(i + 1);
@@ -325,7 +325,7 @@
     liveStats.dataset.fps = fps.toFixed(2);
     liveStats.dataset.serverMs = String(data.time_ms.server);
     liveStats.dataset.faces = JSON.stringify(data.faces.map((f) => ({
-      points: Object.fromEntries(POINTS.map((p) => [p, f.points[p].map((v) => v * scale)])) })));
+      points: Object.fromEntries(Object.entries(f.points).map(([p, xy]) => [p, xy.map((v) => v * scale)])) })));
   }
 
   $("photo-mode").addEventListener("click", () => setMode(false));

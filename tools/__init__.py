@@ -1,0 +1,1 @@
+"""Tooling for tests and benchmarks (not part of the product): starting the served web app."""
