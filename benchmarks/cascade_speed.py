@@ -4,8 +4,8 @@ the speed of its nets alone, measured in the same run.
     .venv/bin/python benchmarks/cascade_speed.py [--model DIR] [--rounds 7] [--faces 256]
 
 For each batch size (faces per call): the cascade's time per face (`Cascade.estimates`,
-crops included) and the nets' alone (the sum of each net's forward pass at that batch on inputs
-of its size), in alternating rounds so that a busy machine slows both alike; medians over
+crops included) and the nets' alone (each net's forward pass at that batch on inputs of its size,
+the nets in turn as the cascade runs them), in alternating rounds so that a busy machine slows both alike; medians over
 --rounds. "share" is nets alone / cascade: the part of the cascade's time its nets take (1.0:
 no overhead). Batch 1 runs on one thread (a web request's cascade); larger batches use OpenCV's
 default thread count unless --threads is given.
@@ -21,12 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.cascade import Cascade  # noqa: E402
-from common.listfile import read_list  # noqa: E402
-from common.netfiles import MODEL_HELP, resolve_model  # noqa: E402
-from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, rel  # noqa: E402
+from common.cascade import Cascade
+from common.listfile import read_list
+from common.netfiles import MODEL_HELP, resolve_model
+from common.paths import SAMPLE_DATA, TEST_LIST, TRAIN_LIST, rel
 
 
 def cascade_seconds(cascade: Cascade, grays, boxes, batch: int, calls: int) -> float:
@@ -40,16 +39,16 @@ def cascade_seconds(cascade: Cascade, grays, boxes, batch: int, calls: int) -> f
 
 
 def nets_seconds(cascade: Cascade, batch: int, calls: int, rng) -> float:
-    """Seconds per face of every loaded net's forward pass alone, at `batch` faces a call."""
-    total = 0.0
-    for net, (h, w, channels) in cascade.net_inputs_shapes().items():
-        x = rng.standard_normal((batch, channels, h, w)).astype(np.float32)
-        start = time.perf_counter()
-        for _ in range(calls):
+    """Seconds per face of every loaded net's forward pass alone, at `batch` faces a call, the
+    nets taken in turn as the cascade takes them (so their weights are as warm in the caches)."""
+    inputs = [(net, rng.standard_normal((batch, channels, h, w)).astype(np.float32))
+              for net, (h, w, channels) in cascade.net_inputs_shapes().items()]
+    start = time.perf_counter()
+    for _ in range(calls):
+        for net, x in inputs:
             net.setInput(x)
             net.forward()
-        total += time.perf_counter() - start
-    return total / (calls * batch)
+    return (time.perf_counter() - start) / (calls * batch)
 
 
 def measure(cascade: Cascade, grays, boxes, batch: int, rounds: int, threads: int) -> dict:

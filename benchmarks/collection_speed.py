@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.collection import run  # noqa: E402
-from common.landmarker import DEFAULT_DETECTOR  # noqa: E402
-from common.listfile import read_list  # noqa: E402
-from common.paths import SAMPLE_DATA, TEST_LIST  # noqa: E402
+from common.collection import run
+from common.landmarker import DEFAULT_DETECTOR
+from common.listfile import read_list
+from common.paths import SAMPLE_DATA, TEST_LIST
 
 
 def make_photos(folder: Path, n: int) -> None:

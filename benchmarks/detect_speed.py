@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.detectors import load_detector  # noqa: E402
-from common.landmarker import Landmarker  # noqa: E402
-from common.paths import SAMPLE_DATA  # noqa: E402
+from common.detectors import load_detector
+from common.landmarker import Landmarker
+from common.paths import SAMPLE_DATA
 
 PHOTO = "lfw_5590/Abdullah_Ahmad_Badawi_0001.jpg"
 

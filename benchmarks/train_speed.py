@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from common import hdf5data  # noqa: E402
-from common.nets import CascadeNet, by_name  # noqa: E402
-from model.config import settings_for  # noqa: E402
-from model.generate import render_net  # noqa: E402
+from common import hdf5data
+from common.nets import CascadeNet, by_name
+from model.config import settings_for
+from model.generate import render_net
 
 # Default iterations per net shape: roughly a minute each on one core of a 2020s CPU.
 DEFAULT_ITERS = {"S0": 1500, "S1": 1500, "S2": 10000}

@@ -31,14 +31,12 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.wild import Backgrounds, round_mask  # noqa: E402
-from common.listfile import read_list  # noqa: E402
-from common.nets import POINTS  # noqa: E402
-from common.paths import SAMPLE_DATA, TEST_LIST  # noqa: E402
-from tools import webapp_server as launch  # noqa: E402
-from webapp.pool import default_processes  # noqa: E402
+from benchmarks.wild import Backgrounds, round_mask
+from common.listfile import read_list
+from common.nets import POINTS
+from common.paths import SAMPLE_DATA, TEST_LIST
+from tools import webapp_server as launch
+from webapp.pool import default_processes
 
 CANVAS = (640, 480)
 FACE_PX = (100.0, 220.0)  # face box widths drawn uniformly

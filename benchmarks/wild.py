@@ -31,15 +31,14 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from common.box import Box  # noqa: E402
-from common.detectors import DEFAULT_DETECTOR, detector_names  # noqa: E402
-from common.listfile import FaceSample, format_line, read_list  # noqa: E402
-from common.netfiles import MODEL_HELP  # noqa: E402
-from common.nets import POINTS  # noqa: E402
-from common.orientation import DEFAULT_ANGLES, eye_roll  # noqa: E402
-from common.paths import DATA_ENV, DataMissing, data_lists, rel  # noqa: E402
+from common.box import Box
+from common.detectors import DEFAULT_DETECTOR, detector_names
+from common.listfile import FaceSample, format_line, read_list
+from common.netfiles import MODEL_HELP
+from common.nets import POINTS
+from common.orientation import DEFAULT_ANGLES, eye_roll
+from common.paths import DATA_ENV, DataMissing, data_lists, rel
 
 ROLL_BUCKETS = (0, 15, 30, 45, 60, 90)
 SIZE_BUCKETS = ((24, 32), (32, 40), (40, 64), (64, 128), (128, 256), (256, 400))

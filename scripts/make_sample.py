@@ -17,11 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from common.listfile import ListFileError, parse_line  # noqa: E402
-from common.paths import DATA_ENV, SAMPLE_DATA, TEST_LIST, TRAIN_LIST, DataMissing, data_lists, rel  # noqa: E402
+from common.listfile import ListFileError, parse_line
+from common.paths import DATA_ENV, SAMPLE_DATA, TEST_LIST, TRAIN_LIST, DataMissing, data_lists, rel
 
 COUNTS = {TRAIN_LIST: 300, TEST_LIST: 100}
 MAX_BYTES = 60_000   # prefer images under this size: the sample stays small enough to commit

@@ -126,6 +126,21 @@ install_venv() {
     echo "$want" > "$stamp"
 }
 
+# The project itself, installed editable (pyproject.toml): `import common` works from any folder
+# with .venv's Python, and the deep-landmark-* commands are in .venv/bin.
+install_project() {
+    local stamp=.venv/.project.sha256 want log=.venv/project-install.log
+    want=$( (cat pyproject.toml; echo "$ROOT") | sha256sum | awk '{print $1}')
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && (cd / && "$ROOT/.venv/bin/python" -c 'import common.nets' 2>/dev/null); then
+        return
+    fi
+    say "installing the project into .venv (editable)"
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . >"$log" 2>&1 \
+        || die "pip install -e . failed; see $log"
+    echo "$want" > "$stamp"
+}
+
 # The optional extra for photo collections on a Ray cluster (predict --jsonl --engine ray).
 install_cluster() {
     local stamp=.venv/.requirements-cluster.sha256 want
@@ -155,6 +170,7 @@ check_detectors() {
 install_system
 check_blas
 install_venv
+install_project
 [ "$WANT_CLUSTER" = 1 ] && install_cluster
 check_detectors
 say "ready"

@@ -1,0 +1,1 @@
+"""Speed and accuracy measurements (not part of the tests); see benchmarks/README.md."""
