@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from common import hdf5data
+from common import caffelog, hdf5data
 from common.nets import CascadeNet, by_name
 from model.config import settings_for
 from model.generate import render_net
@@ -40,9 +39,6 @@ SAMPLES = 2000   # random training samples per net (Caffe loops over them)
 SETUPS = (("1x1t", 1, 1), ("2x1t", 2, 1), ("1x2t", 1, 2))   # name, processes, BLAS threads each
 
 # glog: "I1128 08:56:10.124317  5109 solver.cpp:239] Iteration 3900 (27.86 iter/s, ...), loss = ..."
-RE_DISPLAY = re.compile(r"^I\d{4} (\d{2}):(\d{2}):(\d{2}\.\d+) .*\] Iteration (\d+) \(")
-
-
 def random_data(spec: CascadeNet, hdf5_root: Path, rng: np.random.Generator) -> None:
     folder = hdf5_root / spec.key
     x = rng.standard_normal((SAMPLES, 1, spec.height, spec.width)).astype(np.float32)
@@ -54,17 +50,11 @@ def random_data(spec: CascadeNet, hdf5_root: Path, rng: np.random.Generator) -> 
 
 def speed(log_text: str) -> float | None:
     """Iterations per second between the first progress line after iteration 0 and the last."""
-    points = []
-    for line in log_text.splitlines():
-        if m := RE_DISPLAY.match(line):
-            h, mi, s, it = m.groups()
-            points.append((int(it), int(h) * 3600 + int(mi) * 60 + float(s)))
-    points = [p for p in points if p[0] > 0]
+    points = [p for p in caffelog.iteration_times(log_text) if p[0] > 0]
     if len(points) < 2:
         return None
     (i0, t0), (i1, t1) = points[0], points[-1]
-    dt = t1 - t0 if t1 >= t0 else t1 + 86400 - t0   # past midnight
-    return (i1 - i0) / dt if dt > 0 else None
+    return (i1 - i0) / (t1 - t0) if t1 > t0 else None
 
 
 def run_setup(spec: CascadeNet, iters: int, processes: int, threads: int, work: Path, hdf5_root: Path,

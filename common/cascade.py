@@ -22,9 +22,7 @@ from tqdm import tqdm
 from common.box import Box, Boxes
 from common.crops import crop_boxes, standardise_all
 from common.nets import NETS, POINTS, CascadeNet, of_level
-# WEIGHTS and resolve_model are also imported from here by model/train.py and webapp/app.py
-# (until they import them from common.netfiles, their home).
-from common.netfiles import WEIGHTS, deploy_files, levels_available, missing_nets, resolve_model  # noqa: F401
+from common.netfiles import deploy_files, levels_available, missing_nets, resolve_model
 from common.paths import rel
 
 

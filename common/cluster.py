@@ -60,7 +60,7 @@ def stage(options: dict, detector: str, folder: Path) -> dict:
     """Fill `folder` with what the workers need (library, cascade, box rule) and return the
     make_landmarker options for them, with paths relative to that folder."""
     from common.boxrule import rule_path
-    from common.cascade import resolve_model
+    from common.netfiles import resolve_model
     shutil.copytree(ROOT / "common", folder / "common",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     model = resolve_model(options.get("model"))

@@ -17,7 +17,6 @@ import jinja2
 
 from common import nets as nettable
 from common.console import log_to_console
-# net_dir is also imported from here by model/train.py (until it imports it from common.netfiles).
 from common.netfiles import DEPLOY, SNAPSHOTS, SOLVER, TRAIN_NET, hdf5_dir, net_dir, resolve_model
 from common.nets import CascadeNet
 from common.paths import HDF5_DIR, MODEL_DIR, rel

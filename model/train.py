@@ -32,12 +32,11 @@ from pathlib import Path
 from common import caffelog, hdf5data
 from common import nets as nettable
 from common.nets import CascadeNet
+from common.netfiles import SNAPSHOTS, SOLVER, WEIGHTS, hdf5_dir, net_dir
 from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
 from model.config import SolverSettings, add_arguments, settings_for
-from model.generate import net_dir, render_net
+from model.generate import render_net
 from model.slurm import add_slurm_arguments, write_slurm
-
-from common.cascade import WEIGHTS
 
 
 def newest_state(snapshots: Path) -> tuple[int, Path] | None:
@@ -69,7 +68,7 @@ class NetTrainer:
         self.threads, self.retries, self.caffe, self.stop = threads, retries, caffe, stop
         self.init_weights = init_weights
         self.dir = net_dir(spec, self.model_root)
-        self.log = self.log_dir / f"{spec.key}.log"
+        self.log = caffelog.log_path(spec, self.log_dir)
         self.proc: subprocess.Popen | None = None
         self.gpu: int | None = None
         self.iteration = 0
@@ -84,8 +83,8 @@ class NetTrainer:
 
     def _run_once(self, settings: SolverSettings) -> tuple[int, str | None]:
         render_net(self.spec, settings, self.model_root, self.hdf5_root)
-        cmd = [self.caffe, "train", f"--solver={rel(self.dir / 'solver.prototxt')}"]
-        state = newest_state(self.dir / "snapshots")
+        cmd = [self.caffe, "train", f"--solver={rel(self.dir / SOLVER)}"]
+        state = newest_state(self.dir / SNAPSHOTS)
         if state:
             cmd.append(f"--snapshot={rel(state[1])}")
         elif self.init_weights:
@@ -120,8 +119,8 @@ class NetTrainer:
         rows = caffelog.parse(text)
         if rows:
             self.iteration = rows[-1].iteration
-            losses = [r.train_loss for r in rows if r.train_loss is not None]
-            self.loss = losses[-1] if losses else self.loss
+            loss = caffelog.last_loss(rows)
+            self.loss = self.loss if loss is None else loss
         return caffelog.diverged(rows)
 
     def train(self) -> Outcome:
@@ -131,7 +130,7 @@ class NetTrainer:
             rc, why = self._run_once(settings)
             if self.stop.is_set():
                 return Outcome(self.spec.key, False, "interrupted; run again to resume", time.time() - t0, restarts)
-            final = self.dir / "snapshots" / f"{self.spec.key}_iter_{settings.max_iter}.caffemodel"
+            final = self.dir / SNAPSHOTS / f"{self.spec.key}_iter_{settings.max_iter}.caffemodel"
             if why is None and rc == 0 and final.is_file():
                 shutil.copyfile(final, self.dir / WEIGHTS)
                 return Outcome(self.spec.key, True, f"{settings.max_iter} iterations, last loss {self.loss:.4g}"
@@ -146,7 +145,7 @@ class NetTrainer:
             settings = replace(settings, seed=settings.seed + 1000 * restarts)
             print(f"[{self.spec.key}] diverged: {why}; restarting from scratch with seed {settings.seed} "
                   f"({restarts}/{self.retries})", flush=True)
-            for p in (self.dir / "snapshots").glob("*"):
+            for p in (self.dir / SNAPSHOTS).glob("*"):
                 p.unlink()
 
     def interrupt(self) -> None:
@@ -154,40 +153,59 @@ class NetTrainer:
             os.killpg(self.proc.pid, signal.SIGINT)  # Caffe snapshots, then stops
 
 
-def train_nets(specs: list[CascadeNet], args, caffe: str | None = None) -> list[Outcome]:
-    caffe = caffe or shutil.which("caffe")
-    if caffe is None:
-        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+def check_inputs(specs: list[CascadeNet], args) -> None:
+    """Exits with what to do when a net's training data (or --init-from weights) is missing."""
     if args.init_from:
         absent = [s.key for s in specs if not (net_dir(s, args.init_from) / WEIGHTS).is_file()]
         if absent:
             sys.exit(f"error: --init-from {rel(args.init_from)} has no weights for {', '.join(absent)}")
-    missing = [s.key for s in specs if not hdf5data.is_complete(Path(args.hdf5_root) / s.key)]
+    missing = [s.key for s in specs if not hdf5data.is_complete(hdf5_dir(s, args.hdf5_root))]
     if missing:
         levels = sorted({nettable.by_name(k).level for k in missing})
         sys.exit(f"error: no training data for {', '.join(missing)}; run "
                  + " and ".join(f"python -m dataset.level{lv}" for lv in levels) + " first")
-    todo, outcomes = [], []
+
+
+def nets_to_train(specs: list[CascadeNet], args) -> list[CascadeNet]:
+    """The nets without weights (all with --force, whose old snapshots, weights and log go)."""
+    todo = []
     for s in specs:
-        if (net_dir(s, args.model_root) / WEIGHTS).is_file() and not args.force:
-            print(f"[{s.key}] trained already ({rel(net_dir(s, args.model_root) / WEIGHTS)}); skipped (--force retrains)")
-        else:
-            if args.force:
-                for p in (net_dir(s, args.model_root) / "snapshots").glob("*"):
-                    p.unlink()
-                (net_dir(s, args.model_root) / WEIGHTS).unlink(missing_ok=True)
-                (Path(args.log_dir) / f"{s.key}.log").unlink(missing_ok=True)
-            todo.append(s)
+        weights = net_dir(s, args.model_root) / WEIGHTS
+        if weights.is_file() and not args.force:
+            print(f"[{s.key}] trained already ({rel(weights)}); skipped (--force retrains)")
+            continue
+        if args.force:
+            for p in (net_dir(s, args.model_root) / SNAPSHOTS).glob("*"):
+                p.unlink()
+            weights.unlink(missing_ok=True)
+            caffelog.log_path(s, args.log_dir).unlink(missing_ok=True)
+        todo.append(s)
+    return todo
+
+
+def train_nets(specs: list[CascadeNet], args, caffe: str | None = None) -> list[Outcome]:
+    caffe = caffe or shutil.which("caffe")
+    if caffe is None:
+        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    check_inputs(specs, args)
+    todo = nets_to_train(specs, args)
     if not todo:
-        return outcomes
+        return []
     stop = threading.Event()
     trainers = [NetTrainer(s, settings_for(s.level, args), args.model_root, args.hdf5_root,
                            args.log_dir, args.threads, args.retries, caffe, stop,
                            net_dir(s, args.init_from) / WEIGHTS if args.init_from else None) for s in todo]
+    return run_trainers(trainers, args, stop)
+
+
+def run_trainers(trainers: list[NetTrainer], args, stop: threading.Event) -> list[Outcome]:
+    """Several trainers at once (one per GPU with --gpu, else per core), progress lines every
+    --progress-every seconds; Ctrl-C asks every Caffe to snapshot and stop."""
     pending: queue.Queue[NetTrainer] = queue.Queue()
     for t in trainers:
         pending.put(t)
     running: set[NetTrainer] = set()
+    outcomes: list[Outcome] = []
     lock = threading.Lock()
 
     def worker(gpu: int | None):
@@ -244,7 +262,7 @@ def _raise_interrupt(signum, frame):
 
 def main(argv=None, caffe: str | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--level", type=int, choices=[1, 2, 3])
+    p.add_argument("--level", type=int, choices=nettable.LEVELS)
     p.add_argument("--nets", nargs="+", help="net names or keys (default: all nets of --level)")
     p.add_argument("--jobs", type=int, help="caffe processes at once (default: one per GPU with --gpu, else per core)")
     p.add_argument("--threads", type=int, default=1, help="OpenBLAS threads per process (default 1)")
