@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import hdf5data  # noqa: E402
+from common.caffe_tools import CaffeMissing, caffe_command  # noqa: E402
 from common.nets import NetSpec, by_name  # noqa: E402
 from model.config import settings_for  # noqa: E402
 from model.generate import render_net  # noqa: E402
@@ -103,9 +104,10 @@ def main(argv=None) -> int:
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + " by net shape)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (prototxt, logs)")
     args = p.parse_args(argv)
-    caffe = shutil.which("caffe")
-    if caffe is None:
-        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    try:
+        caffe = caffe_command()
+    except CaffeMissing as exc:
+        sys.exit(f"error: {exc}")
     try:
         specs = [by_name(n) for n in args.nets]
     except KeyError as exc:

@@ -148,6 +148,8 @@ def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit:
     lines += ["- `examples.png`: test faces, truth green, prediction red"]
     lines += [f"- `loss_level{lv}.png`: Caffe training and test loss per net" for lv in range(1, levels + 1)
               if (out / f"loss_level{lv}.png").is_file()]
+    if (out / "nets" / "README.md").is_file():
+        lines += ["- `nets/`: diagrams of the nets, drawn by Caffe's `caffe.draw` (`python -m model.draw`)"]
     lines += ["", "## Reproduce", "", "```",
               "./bootstrap.sh --data DIR            # set-up, data, training of all 23 nets, this report",
               "python -m common.evaluate --level 3  # the tables alone, for any model folder (--model)",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import caffelog, hdf5data
+from common.caffe_tools import CaffeMissing, caffe_command
 from common import nets as nettable
 from common.nets import NetSpec
 from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
@@ -140,9 +141,10 @@ class NetTrainer:
 
 
 def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
-    caffe = shutil.which("caffe")
-    if caffe is None:
-        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    try:
+        caffe = caffe_command()
+    except CaffeMissing as exc:
+        sys.exit(f"error: {exc}")
     if args.init_from:
         absent = [s.key for s in specs if not (net_dir(s, args.init_from) / WEIGHTS).is_file()]
         if absent:
