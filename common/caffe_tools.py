@@ -5,6 +5,7 @@ $DEEP_LANDMARK_CAFFE names another `caffe` command instead (a CUDA build, for ex
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def caffe_command() -> str:
     if not (path.is_file() and os.access(path, os.X_OK)):   # is_file follows the link into the cache
         raise CaffeMissing(f"Caffe is not installed in {VENV}/bin: {SETUP_HINT}")
     return str(path)
+
+
+def check_gpu(caffe: str, device: int) -> None:
+    """CaffeMissing unless `caffe` can use GPU `device` (`caffe device_query`): the set-up's
+    build is the CPU one, which would only fail once training starts."""
+    proc = subprocess.run([caffe, "device_query", f"--gpu={device}"], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1"))
+    if proc.returncode != 0:
+        fatal = [ln.split("] ", 1)[-1].rstrip(".") for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("F")]
+        raise CaffeMissing(f"{caffe} cannot use GPU {device}: {fatal[0] if fatal else f'exit {proc.returncode}'}. "
+                           f"A CUDA build of Caffe is needed (README, \"GPU\"); name its command with ${CAFFE_ENV}")
 
 
 def import_caffe():

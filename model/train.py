@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import caffelog, hdf5data
-from common.caffe_tools import CaffeMissing, caffe_command
+from common.caffe_tools import CaffeMissing, caffe_command, check_gpu
 from common import nets as nettable
 from common.nets import NetSpec
 from common.paths import HDF5_DIR, LOG_DIR, MODEL_DIR, ROOT, rel
@@ -143,6 +143,8 @@ class NetTrainer:
 def train_nets(specs: list[NetSpec], args) -> list[Outcome]:
     try:
         caffe = caffe_command()
+        if getattr(args, "gpu", None) is not None:
+            check_gpu(caffe, args.gpu)
     except CaffeMissing as exc:
         sys.exit(f"error: {exc}")
     if args.init_from:

@@ -37,19 +37,19 @@ need_root() {   # need_root WHAT: sets SUDO, or stops saying what needed root
     die "needs root to $1: run it as root or with password-less sudo."
 }
 
+APT_UPDATED=0
+apt_update() {
+    say "apt-get update"
+    $SUDO apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
+    APT_UPDATED=1
+}
+
 forget_bullseye() {
     if [ -e "$OLD_SOURCES_FILE" ] || [ -e "$OLD_PIN_FILE" ]; then
         need_root "remove the Debian bullseye apt source an earlier set-up added"
         $SUDO rm -f "$OLD_SOURCES_FILE" "$OLD_PIN_FILE"
-        say "removed the Debian bullseye apt source and pin an earlier set-up added; apt-get update"
-        $SUDO apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
-    fi
-    local old
-    old=$(dpkg-query -W -f='${Package} ${Version}\n' caffe libcaffe1 python3-caffe 2>/dev/null | awk '$2 ~ /99bd997/ {print $1}' | xargs || true)
-    if [ -n "$old" ]; then
-        say "note: Debian bullseye's Caffe packages from an earlier set-up are still installed ($old);"
-        say "  the project uses its own build now (.venv/bin/caffe). Remove them with:"
-        say "  apt-get purge $old && apt-get autoremove --purge"
+        say "removed the Debian bullseye apt source and pin an earlier set-up added"
+        apt_update
     fi
 }
 
@@ -66,8 +66,7 @@ install_system() {
     fi
     command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian 12) to install: ${need[*]}"
     need_root "install ${need[*]}"
-    say "apt-get update"
-    $SUDO apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
+    [ "$APT_UPDATED" = 1 ] || apt_update
     # The set-up never removes packages: if apt would, stop and say which.
     local removed
     removed=$($SUDO apt-get install -s --no-install-recommends "${need[@]}" 2>/dev/null | awk '/^Remv /{print $2}' | xargs)

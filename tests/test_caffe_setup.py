@@ -13,6 +13,7 @@ from pathlib import Path
 from common.caffe_tools import CAFFE_ENV, VENV, caffe_command
 from common.nets import by_name
 from common.paths import ROOT
+from conftest import run_module
 from model.config import settings_for
 from model.generate import render_net
 
@@ -85,3 +86,15 @@ def test_a_venv_from_another_python_is_refused(tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 1
     assert "Debian's Python" in proc.stderr and "PYTHON=/usr/bin/python3.11" in proc.stderr
+
+
+def test_gpu_training_with_the_cpu_build_stops_before_training(tmp_path, level1_hdf5):
+    """--gpu is passed on to Caffe; the set-up's CPU build is caught before any net starts."""
+    if os.environ.get(CAFFE_ENV):
+        return   # another Caffe, maybe a CUDA one
+    proc = run_module("model.train", "--nets", "F1", "--iters", 10, "--gpu", 0, "--model-root", tmp_path / "m",
+                      "--hdf5-root", level1_hdf5, "--log-dir", tmp_path / "log", check=False)
+    assert proc.returncode == 1
+    assert "cannot use GPU 0: Cannot use GPU in CPU-only Caffe" in proc.stderr, proc.stderr
+    assert CAFFE_ENV in proc.stderr and "README" in proc.stderr
+    assert not (tmp_path / "log").exists()
