@@ -129,6 +129,7 @@ done
 
 if selected report; then
     banner report "evaluation on the test list, report in $RESULT/"
+    $PY -m model.draw --model "$MODEL" --out "$RESULT/nets"
     $PY -m common.report "${DATA_FLAGS[@]}" --model "$MODEL" --out "$RESULT" --log-dir "$LOGS"
 fi
 echo

@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from common import caffelog, hdf5data
+from common.caffe_tools import CaffeMissing, caffe_command
 from common.nets import CascadeNet, by_name
 from model.config import settings_for
 from model.generate import render_net
@@ -92,9 +93,10 @@ def main(argv=None) -> int:
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + " by net shape)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (prototxt, logs)")
     args = p.parse_args(argv)
-    caffe = shutil.which("caffe")
-    if caffe is None:
-        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+    try:
+        caffe = caffe_command()
+    except CaffeMissing as exc:
+        sys.exit(f"error: {exc}")
     try:
         specs = [by_name(n) for n in args.nets]
     except KeyError as exc:

@@ -132,6 +132,8 @@ def figures(out: Path, levels: int) -> list[str]:
     lines += ["- `examples.png`: test faces, truth green, prediction red"]
     lines += [f"- `loss_level{lv}.png`: Caffe training and test loss per net" for lv in range(1, levels + 1)
               if (out / f"loss_level{lv}.png").is_file()]
+    if (out / "nets" / "README.md").is_file():
+        lines += ["- `nets/`: diagrams of the nets, drawn by Caffe's `caffe.draw` (`python -m model.draw`)"]
     return lines
 
 

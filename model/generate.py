@@ -4,7 +4,7 @@
     python -m model.generate --nets F1 EN1   # some nets; solver flags override model/config.py
 
 writes model/<level>_<name>/{train,solver,deploy}.prototxt. Paths inside are relative to the
-project root, so `caffe train --solver=model/1_F1/solver.prototxt` works from there.
+project root, so `.venv/bin/caffe train --solver=model/1_F1/solver.prototxt` works from there.
 """
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import caffelog, hdf5data
+from common.caffe_tools import CaffeMissing, caffe_command, check_gpu
 from common import nets as nettable
 from common.nets import CascadeNet
 from common.netfiles import SNAPSHOTS, SOLVER, WEIGHTS, hdf5_dir, net_dir
@@ -184,9 +185,15 @@ def nets_to_train(specs: list[CascadeNet], args) -> list[CascadeNet]:
 
 
 def train_nets(specs: list[CascadeNet], args, caffe: str | None = None) -> list[Outcome]:
-    caffe = caffe or shutil.which("caffe")
+    """Trains the nets not trained yet; `caffe`: the command (default: the project's Caffe, whose
+    GPU support is checked first when --gpu asks for it)."""
     if caffe is None:
-        sys.exit("error: the 'caffe' command is not installed; run scripts/setup.sh")
+        try:
+            caffe = caffe_command()
+            for gpu in args.gpu or []:
+                check_gpu(caffe, gpu)
+        except CaffeMissing as exc:
+            sys.exit(f"error: {exc}")
     check_inputs(specs, args)
     todo = nets_to_train(specs, args)
     if not todo:

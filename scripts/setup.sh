@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up shared by ./bootstrap.sh, ./test.sh and webapp/run.sh.
-# Installs the real BVLC Caffe 1.0 CLI (Debian bullseye, pinned low), OpenBLAS, and the
-# Python virtual environment from requirements.txt. Idempotent: a second run only checks.
+# Installs the Debian packages below, makes the Python virtual environment from requirements.txt,
+# and builds the real BVLC Caffe 1.0 from source once per machine (scripts/caffe/build.sh): the
+# `caffe` command and pycaffe in .venv. Idempotent: a second run only checks.
 #
 #   scripts/setup.sh            system packages + .venv
 #   scripts/setup.sh --browser  also Debian's chromium + chromium-driver (browser tests)
@@ -23,92 +24,75 @@ done
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
-PY="${PYTHON:-python3.11}"
-SOURCES_FILE=/etc/apt/sources.list.d/deep-landmark-bullseye.sources
-PIN_FILE=/etc/apt/preferences.d/deep-landmark-bullseye
+# Debian's own python3.11 by default: pycaffe links Debian's libpython (scripts/caffe/build.sh).
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x /usr/bin/python3.11 ]; then PY=/usr/bin/python3.11
+else PY=python3.11; fi
+# What an earlier set-up added to take Caffe from Debian bullseye; Caffe is built from source now.
+OLD_SOURCES_FILE=/etc/apt/sources.list.d/deep-landmark-bullseye.sources
+OLD_PIN_FILE=/etc/apt/preferences.d/deep-landmark-bullseye
 
-caffe_ok() {
-    command -v caffe >/dev/null 2>&1 && caffe --version 2>/dev/null | grep -q '1\.0\.0'
+SUDO=""
+need_root() {   # need_root WHAT: sets SUDO, or stops saying what needed root
+    [ "$(id -u)" = 0 ] && return
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo; return; fi
+    die "needs root to $1: run it as root or with password-less sudo."
 }
-pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-# The Debian mirror this machine already uses; the bullseye entry reuses it rather than
-# naming a mirror in the project.
-debian_mirror() {
-    local f uri=""
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        uri=$(awk '/^URIs:/{u=$2} /^Suites:/{ if ($0 ~ /(bookworm|bullseye|trixie)([ \t]|$)/ && u != "") {print u; exit} }' "$f")
-        [ -n "$uri" ] && { echo "$uri"; return; }
-    done
-    if [ -f /etc/apt/sources.list ]; then
-        uri=$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^(https?|file):/) {print $i; exit}}' /etc/apt/sources.list)
-        [ -n "$uri" ] && { echo "$uri"; return; }
+APT_UPDATED=0
+apt_update() {
+    say "apt-get update"
+    $SUDO apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
+    APT_UPDATED=1
+}
+
+forget_bullseye() {
+    if [ -e "$OLD_SOURCES_FILE" ] || [ -e "$OLD_PIN_FILE" ]; then
+        need_root "remove the Debian bullseye apt source an earlier set-up added"
+        $SUDO rm -f "$OLD_SOURCES_FILE" "$OLD_PIN_FILE"
+        say "removed the Debian bullseye apt source and pin an earlier set-up added"
+        apt_update
     fi
 }
 
 install_system() {
-    local need=()
-    caffe_ok || need+=(caffe)
-    pkg_ok libopenblas0-pthread || need+=(libopenblas0-pthread)
-    if [ "$WANT_BROWSER" = 1 ]; then
-        pkg_ok chromium || need+=(chromium)
-        pkg_ok chromium-driver || need+=(chromium-driver)
+    local want=(libopenblas0-pthread graphviz $(bash scripts/caffe/build.sh --deps)) need=()
+    [ "$WANT_BROWSER" = 1 ] && want+=(chromium chromium-driver)
+    # one dpkg-query for all: this runs on every set-up and must stay fast
+    mapfile -t need < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null |
+        awk -v want="${want[*]}" '$2 == "ii" {ok[$1] = 1}
+            END {n = split(want, w, " "); for (i = 1; i <= n; i++) if (!(w[i] in ok)) print w[i]}')
+    if [ ${#need[@]} -eq 0 ]; then
+        say "system packages present"
+        return
     fi
-    [ ${#need[@]} -eq 0 ] && { say "system packages present (caffe $(caffe --version 2>/dev/null | awk '{print $NF}'), OpenBLAS)"; return; }
-
-    command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian 12) to install: ${need[*]}.
-  On another system install BVLC Caffe 1.0 (CPU build, the 'caffe' command) and OpenBLAS yourself,
-  so that 'caffe --version' prints 1.0.0, then run this again."
-    if [ "$(id -u)" != 0 ]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo
-        else die "needs root to install ${need[*]}: run it as root or with password-less sudo,
-  or install them yourself (apt-get install -t bullseye caffe libopenblas0-pthread)."; fi
-    else SUDO=""; fi
-
-    if [ ! -f "$SOURCES_FILE" ]; then
-        local mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-        mirror=$(debian_mirror)
-        [ -n "$mirror" ] || die "found no Debian source entry in /etc/apt to take the mirror address from."
-        [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring)."
-        say "adding Debian bullseye ($mirror) as a low-priority apt source for caffe"
-        printf 'Types: deb\nURIs: %s\nSuites: bullseye\nComponents: main\nSigned-By: %s\n' \
-            "$mirror" "$keyring" | $SUDO tee "$SOURCES_FILE" >/dev/null
+    command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian 12) to install: ${need[*]}"
+    need_root "install ${need[*]}"
+    [ "$APT_UPDATED" = 1 ] || apt_update
+    # The set-up never removes packages: if apt would, stop and say which.
+    local removed
+    removed=$($SUDO apt-get install -s --no-install-recommends "${need[@]}" 2>/dev/null | awk '/^Remv /{print $2}' | xargs)
+    if [ -n "$removed" ]; then
+        die "installing ${need[*]} would remove: $removed.
+  The set-up does not remove packages. If these are Debian bullseye's Caffe packages from an
+  earlier set-up (caffe, libcaffe1, and the bullseye libraries they hold back), remove them with
+    apt-get purge caffe libcaffe1 && apt-get autoremove --purge
+  and run this again; otherwise resolve the conflict with apt yourself."
     fi
-    if [ ! -f "$PIN_FILE" ]; then
-        # Priority 100: nothing is upgraded from bullseye unless asked for with -t bullseye.
-        printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' | $SUDO tee "$PIN_FILE" >/dev/null
-    fi
-    say "apt-get update"
-    $SUDO apt-get update -qq || die "apt-get update failed (is the Debian archive reachable?)"
-    local bullseye=() bookworm=()
-    for p in "${need[@]}"; do
-        case "$p" in caffe) bullseye+=(caffe) ;; *) bookworm+=("$p") ;; esac
-    done
-    if [ ${#bookworm[@]} -gt 0 ]; then
-        say "installing ${bookworm[*]}"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${bookworm[@]}" >/dev/null
-    fi
-    if [ ${#bullseye[@]} -gt 0 ]; then
-        say "installing BVLC Caffe 1.0 (CPU) from bullseye"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t bullseye "${bullseye[@]}" >/dev/null
-    fi
-    caffe_ok || die "caffe was installed but 'caffe --version' does not print 1.0.0"
-    say "caffe $(caffe --version 2>&1 | awk '{print $NF}') installed"
+    say "installing ${#need[@]} packages (--no-install-recommends): ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+        die "apt-get install failed for: ${need[*]}"
 }
 
 # OpenBLAS must be what libblas.so.3 resolves to, or Caffe runs on the slow reference BLAS.
 check_blas() {
-    local lib
-    lib=$(readlink -f "$(ldconfig -p | awk '/libblas\.so\.3 .*x86-64|libblas\.so\.3 /{print $NF; exit}')" 2>/dev/null || true)
-    case "$lib" in
-        *openblas*) ;;
-        *) if command -v update-alternatives >/dev/null 2>&1; then
-               local alt
-               alt=$(update-alternatives --list "libblas.so.3-$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)" 2>/dev/null | grep openblas | head -1 || true)
-               [ -n "$alt" ] && ${SUDO:-} update-alternatives --quiet --set "libblas.so.3-$(dpkg-architecture -qDEB_HOST_MULTIARCH)" "$alt" || true
-           fi ;;
-    esac
+    local lib alt name
+    lib=$(readlink -f "$(ldconfig -p | awk '/libblas\.so\.3 /{print $NF; exit}')" 2>/dev/null || true)
+    case "$lib" in *openblas*) return ;; esac
+    command -v update-alternatives >/dev/null 2>&1 || return 0
+    name="libblas.so.3-$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
+    alt=$(update-alternatives --list "$name" 2>/dev/null | grep openblas | head -1 || true)
+    [ -n "$alt" ] && $SUDO update-alternatives --quiet --set "$name" "$alt" || true
 }
 
 install_venv() {
@@ -167,9 +151,11 @@ check_detectors() {
     .venv/bin/python -m common.detectors || die "a face detector's weights failed their check (above)"
 }
 
+forget_bullseye
 install_system
 check_blas
 install_venv
+bash scripts/caffe/build.sh .venv
 install_project
 [ "$WANT_CLUSTER" = 1 ] && install_cluster
 check_detectors

@@ -25,6 +25,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
     means = [report["levels"][k]["mean_error"] for k in "123"]
     assert all(0 < m < 0.2 for m in means), means
     assert "| **this project, level 3** |" in (out / "result" / "README.md").read_text()
+    assert sorted(p.name for p in (out / "result" / "nets").glob("*.png")) == ["S0.png", "S1.png", "S2.png"]
 
     # A second run finds everything done and says so.
     again = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out)], cwd=ROOT,

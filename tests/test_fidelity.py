@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from common import hdf5data
+from common.caffe_tools import caffe_command
 from common.cascade import Cascade
 from common.nets import by_name
 from common.paths import ROOT
@@ -22,7 +23,7 @@ BATCH, K = 25, 4   # test file of 100 faces = BATCH * K: Caffe never wraps aroun
 
 def caffe_test_loss(train_prototxt, weights, iterations: int) -> tuple[float, list[float]]:
     """(final mean loss, per-batch losses) from `caffe test`'s own output."""
-    proc = subprocess.run(["caffe", "test", f"--model={train_prototxt}", f"--weights={weights}",
+    proc = subprocess.run([caffe_command(), "test", f"--model={train_prototxt}", f"--weights={weights}",
                            f"--iterations={iterations}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-3000:]
