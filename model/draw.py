@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from common.caffe_tools import CaffeMissing, import_caffe
-from common.cascade import DEPLOY, resolve_model
+from common.netfiles import DEPLOY, net_dir, resolve_model
 from common.nets import NETS
 from common.paths import RESULT_DIR, rel
 
@@ -41,7 +41,7 @@ def draw_all(model_root: Path, out: Path, fmt: str = "png", each: bool = False,
     import caffe.draw
     groups: dict[bytes, list] = {}   # architecture -> [(spec, net)], in table order
     for spec in NETS:
-        prototxt = Path(model_root) / spec.key / DEPLOY
+        prototxt = net_dir(spec, model_root) / DEPLOY
         if prototxt.is_file():
             net = read_net(caffe, prototxt)
             groups.setdefault(spec.key.encode() if each else layers_only(net), []).append((spec, net))
@@ -53,7 +53,7 @@ def draw_all(model_root: Path, out: Path, fmt: str = "png", each: bool = False,
                           f"`{rel(model_root)}/<net>/{DEPLOY}`.", ""]
     for members in groups.values():
         spec, net = members[0]
-        name = spec.key if each else spec.shape
+        name = spec.key if each else spec.template
         path = out / f"{name}.{fmt}"
         net.name = " ".join(s.name for s, _ in members)   # the graph's title
         caffe.draw.draw_net_to_file(net, str(path), rankdir)

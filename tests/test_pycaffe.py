@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from common.caffe_tools import import_caffe
-from common.cascade import Cascade, net_files
+from common.cascade import Cascade
+from common.netfiles import deploy_files
 from common.crops import crop_box, net_input
 from common.nets import NETS, by_name
 from common.netsurgery import merge_weights, prefix_map, side_by_side
@@ -50,7 +51,7 @@ def test_released_nets_agree_through_pycaffe_and_opencv(inputs, cascade):
     worst = 0.0
     for spec in NETS:
         x = inputs[spec.key]
-        ours = caffe_forward(caffe, *net_files(RELEASED_MODEL, spec), x)
+        ours = caffe_forward(caffe, *deploy_files(spec, RELEASED_MODEL), x)
         theirs = cascade.forward(spec, x)
         assert ours.shape == theirs.shape == (FACES, spec.n_outputs)
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5, err_msg=spec.key)
@@ -82,7 +83,7 @@ def test_merged_net_gives_each_nets_outputs(tmp_path, inputs, cascade):
     """Two level-2 nets side by side in one deploy net, weights copied by pycaffe: OpenCV runs the
     merged net once and gets what each net gives alone."""
     a, b = by_name("LE21"), by_name("LE22")
-    (deploy_a, weights_a), (deploy_b, weights_b) = net_files(RELEASED_MODEL, a), net_files(RELEASED_MODEL, b)
+    (deploy_a, weights_a), (deploy_b, weights_b) = deploy_files(a, RELEASED_MODEL), deploy_files(b, RELEASED_MODEL)
     merged, weights = tmp_path / "merged.prototxt", tmp_path / "merged.caffemodel"
     merged.write_text(side_by_side({"LE21_": deploy_a, "LE22_": deploy_b}))
     merge_weights(merged, [(deploy_a, weights_a, prefix_map(deploy_a, "LE21_")),
@@ -98,8 +99,8 @@ def test_merged_net_gives_each_nets_outputs(tmp_path, inputs, cascade):
 
 
 def test_merge_weights_names_a_layer_left_without_source(tmp_path):
-    deploy_a, weights_a = net_files(RELEASED_MODEL, by_name("LE21"))
-    deploy_b, _ = net_files(RELEASED_MODEL, by_name("LE22"))
+    deploy_a, weights_a = deploy_files(by_name("LE21"), RELEASED_MODEL)
+    deploy_b, _ = deploy_files(by_name("LE22"), RELEASED_MODEL)
     merged = tmp_path / "merged.prototxt"
     merged.write_text(side_by_side({"A_": deploy_a, "B_": deploy_b}))
     with pytest.raises(ValueError, match="no source for B_conv1, B_conv2, B_fc1, B_fc2"):
