@@ -45,7 +45,7 @@ class Cascade:
         self.levels = levels
         self.batch_size = batch_size
         self.nets: dict[str, cv2.dnn.Net] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[int, ThreadPoolExecutor] = {}  # by thread count
         for spec in NETS:
             if spec.level <= levels:
                 deploy, weights = deploy_files(spec, self.model_root)
@@ -59,9 +59,9 @@ class Cascade:
         threads = cv2.getNumThreads()
         if threads <= 1:
             return None
-        if self._pool is None or self._pool._max_workers != threads:
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="crops")
-        return self._pool
+        if threads not in self._pools:
+            self._pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="crops")
+        return self._pools[threads]
 
     def describe(self) -> str:
         return f"{len(self.nets)} nets"
