@@ -83,7 +83,7 @@ def main() -> int:
     faces = (read_list(SAMPLE_DATA / TEST_LIST) + read_list(SAMPLE_DATA / TRAIN_LIST))[:args.faces]
     grays = [f.load_gray() for f in faces]
     boxes = [f.box for f in faces]
-    print(f"model {rel(cascade.model_root)}: levels 1-{cascade.levels} ({cascade.describe()}); "
+    print(f"model {rel(cascade.model_root)}: levels 1-{cascade.levels} ({len(cascade.nets)} nets); "
           f"{len(faces)} sample faces")
     rows = []
     for batch in args.batches:

@@ -63,9 +63,6 @@ class Cascade:
             self._pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="crops")
         return self._pools[threads]
 
-    def describe(self) -> str:
-        return f"{len(self.nets)} nets"
-
     def net_inputs_shapes(self) -> dict[cv2.dnn.Net, tuple[int, int, int]]:
         """Each loaded net and its input (height, width, channels): for timing the nets alone."""
         return {self.nets[s.key]: (s.height, s.width, 1) for s in NETS if s.key in self.nets}
@@ -121,7 +118,7 @@ class Cascade:
         return (total / count[:, None, None]).transpose(1, 0, 2)
 
     def patch_level(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
-               estimates: np.ndarray) -> np.ndarray:
+                    estimates: np.ndarray) -> np.ndarray:
         """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
         specs = of_level(level)
@@ -134,7 +131,7 @@ class Cascade:
         return estimates + (shift / count[:, None, None]).transpose(1, 0, 2)
 
     def estimates(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
-                       levels: int | None = None) -> list[np.ndarray]:
+                  levels: int | None = None) -> list[np.ndarray]:
         """Estimates (N, 5, 2) after each level 1..levels, in image pixels."""
         levels = levels or self.levels
         if levels > self.levels:
@@ -152,7 +149,7 @@ class Cascade:
         return self.estimates([gray] * len(faces), faces)[-1]
 
     def estimates_for_samples(self, samples, levels: int | None = None, chunk: int = 1000,
-                        progress: bool = True) -> list[np.ndarray]:
+                              progress: bool = True) -> list[np.ndarray]:
         """Estimates (N, 5, 2) in image pixels after each level 1..levels, for N list-file faces
         (common.listfile.FaceSample), their images read `chunk` at a time."""
         levels = levels or self.levels

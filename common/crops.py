@@ -51,11 +51,6 @@ def crop_boxes(specs: Sequence[CascadeNet], faces: Boxes, estimates: np.ndarray 
     return faces.patches(centers, [s.half_size for s in specs])
 
 
-def net_inputs(grays: Sequence[np.ndarray], boxes: Boxes, spec: CascadeNet) -> np.ndarray:
-    """`net_input` of box i in grays[i], for a 1-D batch of boxes: (N, height, width) float32."""
-    return standardise_all(boxes.crops(grays, spec.width, spec.height))
-
-
 def net_input(gray: np.ndarray, box: Box, spec: CascadeNet, angle: float = 0.0) -> np.ndarray:
     """Standardised (height, width) float32 crop of `box` for net `spec`."""
     return standardise(box.crop(gray, spec.width, spec.height, angle))
