@@ -87,7 +87,17 @@ selected() {
     fi
     return 0
 }
-banner() { printf '\n=== %s: %s ===\n' "$1" "$2"; }
+# Each step's wall time, for the summary at the end (where the time of a long run went).
+TIMES=(); STEP_NAME=""; STEP_START=$SECONDS
+banner() {
+    finish_step
+    STEP_NAME=$1; STEP_START=$SECONDS
+    printf '\n=== %s: %s (%s) ===\n' "$1" "$2" "$(date +%H:%M:%S)"
+}
+finish_step() {
+    [ -n "$STEP_NAME" ] && TIMES+=("$STEP_NAME $((SECONDS - STEP_START))")
+    STEP_NAME=""
+}
 
 # Set-up always runs: it takes a second when everything is in place.
 banner setup "system packages and .venv"
@@ -132,5 +142,11 @@ if selected report; then
     $PY -m model.draw --model "$MODEL" --out "$RESULT/nets"
     $PY -m common.report "${DATA_FLAGS[@]}" --model "$MODEL" --out "$RESULT" --log-dir "$LOGS"
 fi
+finish_step
 echo
-echo "done."
+summary=""
+for t in "${TIMES[@]}"; do
+    set -- $t
+    summary+="${summary:+, }$1 $(( $2 / 60 )):$(printf %02d $(( $2 % 60 )))"
+done
+printf 'done in %d:%02d min (%s).\n' $((SECONDS / 60)) $((SECONDS % 60)) "$summary"

@@ -3,11 +3,16 @@
     .venv/bin/python benchmarks/train_speed.py                  # F1 and LE21, default lengths
     .venv/bin/python benchmarks/train_speed.py --iters 50       # a quick check that it runs
     .venv/bin/python benchmarks/train_speed.py --nets F1 EN1 LE21 RM32
+    .venv/bin/python benchmarks/train_speed.py --baseline /path/to/other/caffe [--rounds 3]
 
 For each net, three set-ups:
   1x1t  one `caffe train`, OPENBLAS_NUM_THREADS=1
   2x1t  two `caffe train` at once, each OPENBLAS_NUM_THREADS=1 (per process, and both together)
   1x2t  one `caffe train`, OPENBLAS_NUM_THREADS=2
+With --baseline CAFFE, instead: one single-threaded `caffe train` with this project's Caffe and
+one with the other binary (e.g. a build without scripts/caffe/04-cpu-training-speed.patch), taking
+turns --rounds times; prints the best of each and the speed-up, and whether the weights both
+wrote after the same iterations are byte for byte the same.
 Speed is measured between Caffe's progress lines (glog time stamps), so start-up and the
 final snapshot do not count. Run it on an otherwise idle machine: other processes skew it.
 Everything goes to a temporary folder that is removed afterwards (--keep keeps it).
@@ -59,14 +64,14 @@ def speed(log_text: str) -> float | None:
 
 
 def run_setup(spec: CascadeNet, iters: int, processes: int, threads: int, work: Path, hdf5_root: Path,
-              caffe: str) -> list[float]:
+              caffe: str, tag: str = "") -> list[float]:
     """Iterations/s of each of `processes` simultaneous `caffe train` runs."""
     # Caffe insists on a test interval when the net has a test phase: one test, at the end.
     settings = replace(settings_for(spec.level), max_iter=iters, display=max(1, iters // 10),
                        snapshot=0, test_interval=iters)
     procs = []
     for i in range(processes):
-        model_root = work / f"{spec.key}_{processes}x{threads}t_{i}"
+        model_root = work / f"{spec.key}_{processes}x{threads}t_{i}{tag}"
         folder = render_net(spec, settings, model_root, hdf5_root)
         log = open(model_root / "caffe.log", "w")
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), GLOG_logtostderr="1")
@@ -86,12 +91,45 @@ def run_setup(spec: CascadeNet, iters: int, processes: int, threads: int, work: 
     return rates
 
 
+def compare(specs: list[CascadeNet], iters: int | None, rounds: int, caffe: str, baseline: str,
+            work: Path) -> None:
+    """This project's Caffe against `baseline`, one single-threaded process at a time, in turns."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for spec in specs:
+        random_data(spec, work / "hdf5", rng)
+        n = iters or DEFAULT_ITERS[spec.template]
+        best = {"ours": 0.0, "baseline": 0.0}
+        for r in range(rounds):
+            for name, binary in (("baseline", baseline), ("ours", caffe)):
+                print(f"{spec.name}: {name}, round {r + 1}/{rounds}, {n} iterations ...", end=" ", flush=True)
+                t0 = time.time()
+                rate = run_setup(spec, n, 1, 1, work, work / "hdf5", binary, tag=f"_{name}")[0]
+                print(f"{rate:.1f} iter/s ({time.time() - t0:.0f} s)", flush=True)
+                best[name] = max(best[name], rate)
+        # Both ran from the same seed on the same data: the final weights tell whether they
+        # computed the same numbers.
+        weights = [work / f"{spec.key}_1x1t_0_{name}" / spec.key / "snapshots" / f"{spec.key}_iter_{n}.caffemodel"
+                   for name in ("baseline", "ours")]
+        same = all(w.is_file() for w in weights) and weights[0].read_bytes() == weights[1].read_bytes()
+        rows.append((spec.name, best["baseline"], best["ours"], same))
+    print()
+    head = f"{'net':<6}{'baseline iter/s':>17}{'ours iter/s':>13}{'speed-up':>10}  same weights"
+    print(head)
+    print("-" * len(head))
+    for net, base, ours, same in rows:
+        print(f"{net:<6}{base:>17.1f}{ours:>13.1f}{ours / base:>9.2f}x  {'yes' if same else 'NO'}")
+    print(f"\nbest of {rounds} round(s) each; one single-threaded process at a time.")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=["F1", "LE21"], help="nets to measure (default F1 LE21)")
     p.add_argument("--iters", type=int, help="iterations per run (default: "
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERS.items()) + " by net shape)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (prototxt, logs)")
+    p.add_argument("--baseline", metavar="CAFFE", help="compare with this caffe binary instead (see above)")
+    p.add_argument("--rounds", type=int, default=3, help="turns each with --baseline (default 3)")
     args = p.parse_args(argv)
     try:
         caffe = caffe_command()
@@ -107,8 +145,13 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0]
     print(f"cores: {os.cpu_count()}, load average before: {load:.2f}"
           + ("  (busy machine: numbers will be low)" if load > 0.5 else ""))
+    if args.baseline and not (Path(args.baseline).is_file() and os.access(args.baseline, os.X_OK)):
+        p.error(f"--baseline {args.baseline}: not an executable file")
     rows = []
     try:
+        if args.baseline:
+            compare(specs, args.iters, args.rounds, caffe, args.baseline, work)
+            return 0
         rng = np.random.default_rng(0)
         for spec in specs:
             random_data(spec, work / "hdf5", rng)

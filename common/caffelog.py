@@ -89,8 +89,10 @@ def diverged(rows: list[Row], limit: float = 1e3) -> str | None:
     return None
 
 
-# glog's line prefix: "I1128 08:56:10.124317  5109 solver.cpp:239] ..." (level, month, day, time).
-_STAMP = re.compile(r"^[IWEF](\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2}\.\d+)")
+# glog's line prefix: "I1128 08:56:10.124317  5109 solver.cpp:239] ..." (level, month, day, time);
+# glog 0.6 (Debian 12, which the Caffe built by the set-up links) puts the year first:
+# "I20261128 08:56:10.124317 ...".
+_STAMP = re.compile(r"^[IWEF](?:\d{4})?(\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2}\.\d+)")
 
 
 def stamp_seconds(line: str) -> float | None:

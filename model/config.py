@@ -26,6 +26,10 @@ class SolverSettings:
     mode: str = "CPU"
     device_id: int = 0              # GPU mode only; model.train also passes it as `caffe train --gpu`
     act: str = "relu"               # "relu" or "abstanh" (the paper's abs(tanh))
+    # The paper's locally shared convolution weights (its region layout, where the template
+    # has one; F1's S0), built from Slice + Convolution + Concat: a net option, rendered with
+    # the solver's settings so that one flag reaches training and the deploy file alike.
+    local_share: bool = False
 
     @property
     def stepvalues(self) -> list[int]:
@@ -52,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-interval", type=int, help="test every N iterations")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--act", choices=["relu", "abstanh"], help="activation")
+    g.add_argument("--local-share", action="store_true",
+                   help="the paper's locally shared convolution weights (S0, i.e. F1: 2x2, 2x2, 3x3 and 1x1 "
+                        "regions in conv1-4; the other shapes share globally as before)")
     g.add_argument("--gpu", type=gpu_list, metavar="N[,M...]",
                    help="train on GPU N, or on several: one caffe process per GPU, the nets shared "
                         "out among them (needs a GPU build of Caffe)")
@@ -79,6 +86,8 @@ def solver_flags(args: argparse.Namespace) -> list[str]:
                         ("--seed", args.seed), ("--act", args.act)):
         if value is not None:
             flags += [flag, str(value)]
+    if getattr(args, "local_share", False):
+        flags.append("--local-share")
     if args.gpu:
         flags += ["--gpu", ",".join(map(str, args.gpu))]
     return flags
@@ -92,7 +101,8 @@ def settings_for(level: int, args: argparse.Namespace | None = None) -> SolverSe
         s = replace(s, **QUICK)
     over = {"max_iter": args.iters, "base_lr": args.lr, "batch_size": args.batch,
             "type": args.solver_type, "weight_decay": args.weight_decay, "snapshot": args.snapshot,
-            "test_interval": args.test_interval, "seed": args.seed, "act": args.act}
+            "test_interval": args.test_interval, "seed": args.seed, "act": args.act,
+            "local_share": getattr(args, "local_share", False) or None}
     s = replace(s, **{k: v for k, v in over.items() if v is not None})
     if args.gpu:  # the first GPU; model.train gives each caffe process its own (train.py)
         s = replace(s, mode="GPU", device_id=args.gpu[0])

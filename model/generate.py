@@ -27,6 +27,27 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_b
                           lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
+def region_slices(size: int, kernel: int, parts: int) -> list[dict]:
+    """Locally shared convolution along one axis of `size` inputs: the convolution's outputs
+    (size - kernel + 1) split into `parts` runs as equal as can be, each computed by its own
+    filters from the inputs it sees, [start, stop) with stop = its last output + kernel. Per
+    run, how Caffe's Slice layer cuts that range out of the axis: `points` (its slice_point
+    list, empty when the run takes the whole axis) and `keep`, the index of the top to use."""
+    outputs = size - kernel + 1
+    if not 1 <= parts <= outputs:
+        raise ValueError(f"cannot split {outputs} outputs into {parts} regions")
+    bounds = [round(i * outputs / parts) for i in range(parts + 1)]
+    runs = []
+    for first, last in zip(bounds, bounds[1:]):
+        start, stop = first, last - 1 + kernel
+        points = [p for p in (start, stop) if 0 < p < size]
+        runs.append(dict(start=start, stop=stop, points=points, keep=1 if start > 0 else 0))
+    return runs
+
+
+_env.globals["region_slices"] = region_slices
+
+
 def _test_count(hdf5: Path) -> int | None:
     meta = hdf5 / "meta.json"
     if meta.is_file():
@@ -51,7 +72,8 @@ def render_net(spec: CascadeNet, settings: SolverSettings, model_root: Path = MO
     hdf5 = hdf5_dir(spec, hdf5_root)
     n_test = _test_count(hdf5)
     test_iter = math.ceil(n_test / settings.test_batch_size) if n_test else 10
-    ctx = dict(net=spec, template=spec.template, act=settings.act, batch_size=settings.batch_size,
+    ctx = dict(net=spec, template=spec.template, act=settings.act, local=settings.local_share,
+               batch_size=settings.batch_size,
                test_batch_size=settings.test_batch_size,
                train_source=rel(hdf5 / "train.txt"), test_source=rel(hdf5 / "test.txt"))
     layers = _env.get_template(f"{spec.template}.prototxt.j2")

@@ -233,9 +233,10 @@ def run_trainers(trainers: list[NetTrainer], args, stop: threading.Event) -> lis
             state = "done" if out.ok else "stopped" if stop.is_set() else "FAILED"
             print(f"[{out.key}] {state}: {out.message} ({out.seconds / 60:.1f} min)", flush=True)
 
-    # One process per GPU (each worker thread keeps its GPU), else one per core.
+    # One process per GPU (each worker thread keeps its GPU), else one per core (default_jobs).
     gpus = args.gpu or []
-    jobs = max(1, min(args.jobs or len(gpus) or os.cpu_count() or 1, len(trainers)))
+    cores = max(1, (os.cpu_count() or 1) // max(1, args.threads))   # cores' worth per process
+    jobs = max(1, min(args.jobs or len(gpus) or default_jobs(len(trainers), cores), len(trainers)))
     where = (f"on GPU {','.join(map(str, gpus))}" if gpus else f"{args.threads} BLAS thread(s) each")
     print(f"training {len(trainers)} nets, {jobs} at a time, {where}")
     threads = [threading.Thread(target=worker, args=(gpus[i % len(gpus)] if gpus else None,), daemon=True)
@@ -263,6 +264,16 @@ def run_trainers(trainers: list[NetTrainer], args, stop: threading.Event) -> lis
     return outcomes
 
 
+def default_jobs(n_nets: int, cores: int | None = None) -> int:
+    """Caffe processes at once on the CPU: one per core; but a few nets that do not divide
+    evenly among the cores (level 1: three nets, two cores) all at once, so that the cores
+    share them and no core idles while the last net trains alone."""
+    cores = cores or os.cpu_count() or 1
+    if cores < n_nets < 2 * cores and n_nets % cores:
+        return n_nets
+    return cores
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -271,7 +282,8 @@ def main(argv=None, caffe: str | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--level", type=int, choices=nettable.LEVELS)
     p.add_argument("--nets", nargs="+", help="net names or keys (default: all nets of --level)")
-    p.add_argument("--jobs", type=int, help="caffe processes at once (default: one per GPU with --gpu, else per core)")
+    p.add_argument("--jobs", type=int, help="caffe processes at once (default: one per GPU with --gpu, else one per core, "
+                        "or all nets when there are fewer than twice the cores and they do not divide evenly)")
     p.add_argument("--threads", type=int, default=1, help="OpenBLAS threads per process (default 1)")
     p.add_argument("--retries", type=int, default=2, help="restarts of a diverged net (default 2)")
     p.add_argument("--force", action="store_true", help="retrain from scratch even if trained")

@@ -3,6 +3,7 @@ nets, level-2/3 data from the previous levels' predictions, report) on the commi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 from common.nets import NETS
@@ -26,6 +27,15 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert all(0 < m < 0.2 for m in means), means
     assert "| **this project, level 3** |" in (out / "result" / "README.md").read_text()
     assert sorted(p.name for p in (out / "result" / "nets").glob("*.png")) == ["S0.png", "S1.png", "S2.png"]
+    # The last line says where the time went, step by step.
+    summary = re.search(r"^done in (\d+):(\d\d) min \((.*)\)\.$", run.stdout, re.M)
+    assert summary, run.stdout[-1500:]
+    steps = [part.split() for part in summary.group(3).split(", ")]
+    assert [name for name, _ in steps] == ["setup", "prototxt", "data1", "train1", "data2", "train2",
+                                           "data3", "train3", "report"]
+    seconds = [int(t.split(":")[0]) * 60 + int(t.split(":")[1]) for _, t in steps]
+    total = int(summary.group(1)) * 60 + int(summary.group(2))
+    assert sum(seconds) <= total <= sum(seconds) + 5 and seconds[3] > 0
 
     # A second run finds everything done and says so.
     again = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out)], cwd=ROOT,

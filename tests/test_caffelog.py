@@ -124,6 +124,11 @@ def test_summary_of_a_log():
     assert caffelog.iteration_times(NAN_LOG) == [(0, pytest.approx(start + 1e-6)),
                                                  (100, pytest.approx(start + 3.000001)),
                                                  (200, pytest.approx(start + 5.2))]
+    # glog 0.6 (the set-up's Caffe) writes the year too
+    assert caffelog.stamp_seconds("I20261128 09:00:03.000001 5109 solver.cpp:239] x") == pytest.approx(start + 3.000001)
+    year_log = re.sub(r"^([IWEF])(\d{4} )", r"\g<1>2026\2", NAN_LOG, flags=re.M)
+    assert year_log != NAN_LOG
+    assert caffelog.summarise(year_log).wall_seconds == pytest.approx(5.200002, abs=1e-6)
     empty = caffelog.summarise("")
     assert (empty.iterations, empty.train_loss, empty.speed, empty.wall_seconds) == (0, None, None, 0.0)
 

@@ -23,3 +23,13 @@ def test_overrides_reach_the_solver(tmp_path):
         assert re.findall(r"^stepvalue: (\d+)", solver, re.M) == ["600", "850"]
         train = (tmp_path / key / "train.prototxt").read_text()
         assert "batch_size: 32" in train
+
+
+def test_default_jobs_share_the_cores_out_evenly():
+    from model.train import default_jobs
+    assert default_jobs(3, cores=2) == 3    # level 1: all three at once, no core idles at the end
+    assert default_jobs(10, cores=2) == 2   # levels 2-3: five rounds of two
+    assert default_jobs(4, cores=2) == 2
+    assert default_jobs(2, cores=2) == 2
+    assert default_jobs(5, cores=4) == 5
+    assert default_jobs(9, cores=4) == 4
