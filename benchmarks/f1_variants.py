@@ -19,8 +19,8 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import caffelog
@@ -65,31 +65,19 @@ def main(argv=None) -> int:
     except DataMissing as exc:
         sys.exit(f"error: {exc}")
 
-    pending = list(args.variants)
-    failed: list[str] = []
-    lock = threading.Lock()
+    def run_one(variant: str) -> bool:
+        (args.out / variant).mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        print(f"[{variant}] training F1, {args.iters} iterations -> {rel(args.out / variant)}", flush=True)
+        rc, tail = train(variant, args.iters, args.hdf5_root, args.out)
+        print(f"[{variant}] {'done' if rc == 0 else 'FAILED'} in {(time.time() - t0) / 60:.1f} min", flush=True)
+        if rc != 0:
+            print(tail, flush=True)
+        return rc == 0
 
-    def worker():
-        while True:
-            with lock:
-                if not pending:
-                    return
-                variant = pending.pop(0)
-            (args.out / variant).mkdir(parents=True, exist_ok=True)
-            t0 = time.time()
-            print(f"[{variant}] training F1, {args.iters} iterations -> {rel(args.out / variant)}", flush=True)
-            rc, tail = train(variant, args.iters, args.hdf5_root, args.out)
-            print(f"[{variant}] {'done' if rc == 0 else 'FAILED'} in {(time.time() - t0) / 60:.1f} min", flush=True)
-            if rc != 0:
-                print(tail, flush=True)
-                with lock:
-                    failed.append(variant)
-
-    threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        ok = list(pool.map(run_one, args.variants))
+    failed = [v for v, good in zip(args.variants, ok) if not good]
     if failed:
         sys.exit(f"error: training failed for {', '.join(failed)}")
 

@@ -6,6 +6,7 @@ as Caffe does; and `caffe train` trains it."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -15,7 +16,6 @@ from common.caffe_tools import import_caffe
 from common.nets import by_name
 from conftest import run_module
 from model.config import settings_for
-from dataclasses import replace
 from model.generate import region_slices, render_net
 
 F1 = by_name("F1")
