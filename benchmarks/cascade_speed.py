@@ -39,10 +39,12 @@ def cascade_seconds(cascade: Cascade, grays, boxes, batch: int, calls: int) -> f
 
 
 def nets_seconds(cascade: Cascade, batch: int, calls: int, rng) -> float:
-    """Seconds per face of every loaded net's forward pass alone, at `batch` faces a call, the
-    nets taken in turn as the cascade takes them (so their weights are as warm in the caches)."""
+    """Seconds per face of every loaded net's forward passes alone, at `batch` faces a call, the
+    nets taken in turn as the cascade takes them (so their weights are as warm in the caches):
+    two passes per net with test-time mirroring, as the cascade runs them."""
+    passes = 2 if cascade.mirror else 1
     inputs = [(net, rng.standard_normal((batch, channels, h, w)).astype(np.float32))
-              for net, (h, w, channels) in cascade.net_inputs_shapes().items()]
+              for net, (h, w, channels) in cascade.net_inputs_shapes().items() for _ in range(passes)]
     start = time.perf_counter()
     for _ in range(calls):
         for net, x in inputs:
@@ -76,15 +78,17 @@ def main() -> int:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 256])
     ap.add_argument("--threads", type=int, default=0,
                     help="OpenCV threads for batches above 1 (0: OpenCV's default); batch 1 uses one")
+    ap.add_argument("--no-mirror", dest="mirror", action="store_false",
+                    help="the cascade without test-time mirroring (half the forward passes)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     default_threads = cv2.getNumThreads()
-    cascade = Cascade(resolve_model(args.model))
+    cascade = Cascade(resolve_model(args.model), mirror=args.mirror)
     faces = (read_list(SAMPLE_DATA / TEST_LIST) + read_list(SAMPLE_DATA / TRAIN_LIST))[:args.faces]
     grays = [f.load_gray() for f in faces]
     boxes = [f.box for f in faces]
     print(f"model {rel(cascade.model_root)}: levels 1-{cascade.levels} ({len(cascade.nets)} nets); "
-          f"{len(faces)} sample faces")
+          f"{len(faces)} sample faces; {'with' if args.mirror else 'without'} test-time mirroring")
     rows = []
     for batch in args.batches:
         threads = 1 if batch == 1 else (args.threads or default_threads)
@@ -95,6 +99,7 @@ def main() -> int:
               f"ms/face ({row['nets_alone_faces_per_s']:.0f} faces/s); share {row['share']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"model": rel(cascade.model_root), "levels": cascade.levels,
+                                         "mirror": cascade.mirror,
                                          "results": rows}, indent=2))
     return 0
 

@@ -91,12 +91,15 @@ class Box:
         """Patch centred on (x, y), half-size a fraction of this box's width and height."""
         return Box.around(x, y, half_size * self.width, half_size * self.height)
 
-    def moved(self, dx: float = 0.0, dy: float = 0.0, scale: float = 1.0) -> "Box":
-        """Shifted by (dx, dy) box widths/heights and scaled by `scale` about its centre."""
+    def moved(self, dx: float = 0.0, dy: float = 0.0, scale: float = 1.0,
+              scale_y: float | None = None) -> "Box":
+        """Shifted by (dx, dy) box widths/heights and scaled by `scale` about its centre
+        (its height by `scale_y` when given)."""
         cx, cy = self.center
         cx += dx * self.width
         cy += dy * self.height
-        return Box.around(cx, cy, scale * self.width / 2.0, scale * self.height / 2.0)
+        scale_y = scale if scale_y is None else scale_y
+        return Box.around(cx, cy, scale * self.width / 2.0, scale_y * self.height / 2.0)
 
     def scaled(self, fx: float, fy: float) -> "Box":
         """This box in the image resized fx times wider and fy times higher."""

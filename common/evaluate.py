@@ -86,19 +86,20 @@ def _detected(landmarker, part, images):
 
 
 def evaluate(list_path: Path, level: int, model: Path | None = None, limit: int | None = None,
-             progress: bool = True, boxes: str = "list", detector: str | None = None) -> Evaluation:
+             progress: bool = True, boxes: str = "list", detector: str | None = None,
+             mirror: bool = True) -> Evaluation:
     """evaluate_faces on the faces of a list file (the first `limit`)."""
-    return evaluate_faces(read_list(list_path, limit), level, model, progress, boxes, detector)
+    return evaluate_faces(read_list(list_path, limit), level, model, progress, boxes, detector, mirror)
 
 
 def evaluate_faces(listed: list, level: int, model: Path | None = None, progress: bool = True,
-                   boxes: str = "list", detector: str | None = None) -> Evaluation:
+                   boxes: str = "list", detector: str | None = None, mirror: bool = True) -> Evaluation:
     """The cascade's levels 1..`level` (model folder `model`: common.netfiles.resolve_model) and
     F1 alone on list-file faces `listed`. `boxes="detector"` runs the cascade where
     the Landmarker (face detector `detector`, box rule, upright copies of rolled faces) puts
     it instead of on the listed boxes (faces it misses are left out); errors are still relative
-    to the listed box's width."""
-    cascade = Cascade(model, levels=level)
+    to the listed box's width. `mirror`: the cascade's test-time mirroring (F1 alone too)."""
+    cascade = Cascade(model, levels=level, mirror=mirror)
     landmarker = None
     if boxes == "detector":
         from common.landmarker import Landmarker
@@ -137,6 +138,8 @@ def main(argv=None) -> int:
                         "its box rule, as predict and the webapp do (missed faces are left out)")
     p.add_argument("--detector", choices=detector_names(), default=DEFAULT_DETECTOR,
                    help=f"face detector for --boxes detector (default {DEFAULT_DETECTOR})")
+    p.add_argument("--no-mirror", dest="mirror", action="store_false",
+                   help="no test-time mirroring (the paper's cascade; common.cascade)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--hist", type=Path, help="histogram PNG (default result/level<L>_<list>.png)")
     args = p.parse_args(argv)
@@ -145,13 +148,15 @@ def main(argv=None) -> int:
         list_path = args.list or data_lists(args.data)[1]
         t0 = time.time()
         listed = read_list(list_path, args.limit)
-        result = evaluate_faces(listed, args.level, args.model, boxes=args.boxes, detector=args.detector)
+        result = evaluate_faces(listed, args.level, args.model, boxes=args.boxes, detector=args.detector,
+                                mirror=args.mirror)
     except (DataMissing, ListFileError, FileNotFoundError, ModelMissing, NoFaces, ValueError) as exc:
         sys.exit(f"error: {exc}")
     secs = time.time() - t0
     n = len(result.faces)
     found = "" if args.boxes == "list" else f" (the {args.detector} detector found {n} of {len(listed)})"
-    print(f"{n} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {secs:.1f} s")
+    mirrored = "test-time mirroring" if args.mirror else "no mirroring"
+    print(f"{n} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {mirrored}, {secs:.1f} s")
     print(table(result.summaries))
     stem = Path(list_path).stem.replace("ImageList", "")
     hist = args.hist or RESULT_DIR / f"level{args.level}_{stem}.png"
@@ -160,6 +165,7 @@ def main(argv=None) -> int:
     if args.json:
         results = result.summaries
         out = dict(results[str(args.level)], level=args.level, list=str(list_path), boxes=args.boxes,
+                   mirror=args.mirror,
                    detector=args.detector if args.boxes == "detector" else None, levels=results)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")

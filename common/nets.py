@@ -58,6 +58,23 @@ NETS: tuple[CascadeNet, ...] = (
 LEVELS: tuple[int, ...] = tuple(sorted({s.level for s in NETS}))
 
 
+def mirror_partner(spec: CascadeNet, specs: "list[CascadeNet] | tuple[CascadeNet, ...]") -> tuple[int, tuple[int, ...]] | None:
+    """The net of `specs` whose crop is the mirror image of `spec`'s crop, for test-time
+    mirroring: (its index in `specs`, and for each of its points the output of `spec` that
+    finds that point on its flipped crop). `spec` run on the partner's flipped crop sees a face
+    as in a mirror: its left eye is the partner's right eye. None if no net of `specs` has
+    the mirrored crop and points."""
+    mirrored = [POINTS[MIRROR_ORDER[POINTS.index(p)]] for p in spec.points]
+    region = None if spec.region is None else (1 - spec.region[1], 1 - spec.region[0], *spec.region[2:])
+    for i, other in enumerate(specs):
+        if (other.level == spec.level and (other.width, other.height) == (spec.width, spec.height)
+                and sorted(other.points) == sorted(mirrored) and other.half_size == spec.half_size
+                and (region is None) == (other.region is None)
+                and (region is None or all(abs(a - b) < 1e-9 for a, b in zip(region, other.region)))):
+            return i, tuple(mirrored.index(p) for p in other.points)
+    return None
+
+
 def by_name(name: str) -> CascadeNet:
     for spec in NETS:
         if spec.name == name or spec.key == name:

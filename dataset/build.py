@@ -34,6 +34,21 @@ class Jitter:
     scale: float = 0.05          # face box scale, +- (level 1)
     center_sigma: float = 0.0    # patch centre shift, fraction of face box, Gaussian (levels 2-3)
     center_clip: float = 0.0     # ... clipped at +- this
+    # Level 1: Gaussian face box noise (dx, dy in box widths/heights, sx - 1, sy - 1) of this
+    # 4x4 covariance, each part clipped at 3 standard deviations, instead of the uniform
+    # shift/scale: the spread measured between the detector's placed boxes and the true ones.
+    box_cov: tuple[tuple[float, ...], ...] | None = None
+
+
+BOX_NOISE_CLIP = 3.0  # standard deviations
+
+
+def box_noise(rng: np.random.Generator, cov) -> tuple[float, float, float, float]:
+    """(dx, dy, sx, sy) for Box.moved, drawn from a zero-mean Gaussian of covariance `cov`."""
+    cov = np.asarray(cov, dtype=np.float64)
+    limit = BOX_NOISE_CLIP * np.sqrt(np.diag(cov))
+    dx, dy, ex, ey = np.clip(rng.multivariate_normal(np.zeros(4), cov), -limit, limit)
+    return float(dx), float(dy), 1.0 + float(ex), 1.0 + float(ey)
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,9 @@ def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray |
         if random_variant:
             j = job.jitter
             angle = rng.uniform(-j.angle, j.angle)
-            if j.shift or j.scale:
+            if j.box_cov is not None:
+                box = box.moved(*box_noise(rng, j.box_cov))
+            elif j.shift or j.scale:
                 box = box.moved(rng.uniform(-j.shift, j.shift), rng.uniform(-j.shift, j.shift),
                                 1.0 + rng.uniform(-j.scale, j.scale))
         for spec in job.specs:

@@ -1,32 +1,63 @@
 """Level-1 training data: F1, EN1 and NM1 crops of every face, as HDF5 files for Caffe.
 
     python -m dataset.level1 [--data DIR] [--variants 20] [--angle 10] [--limit N] [--force]
+                             [--box-noise measured|uniform] [--rule FILE]
 
 Each net gets its own region of the face box (common/nets.py) as a standardised gray crop, and
 its own points relative to that crop as targets. Training faces are augmented: the original, its
 mirror, and random variants (mirrored or not, rotated about the box centre by up to --angle
-degrees, the box shifted by up to --shift and scaled by up to --scale). Test faces are not
-augmented.
+degrees, the face box moved as a detector's box lies against the true one). The box noise is
+by default the spread measured between the boxes the face detector places and the true boxes on
+the training faces (the "residual" of model/box_rule_mtcnn.json, made by `python -m
+common.boxrule`): a Gaussian of that covariance. `--box-noise uniform` draws a shift of up to
+--shift and a scale change of up to --scale instead. Test faces are not augmented.
 """
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from common.boxrule import RuleMissing, load_rule, rule_path
 from common.console import log_to_console
+from common.detectors import DEFAULT_DETECTOR
 from common.nets import of_level
+from common.paths import rel
 from dataset.build import Jitter, write_level
 from dataset.common_args import add_jitter_arguments, jitter_from_args, load_faces, parser
 
-# Box shift/scale jitter stands for the detector's box noise. At 10k iterations F1 learns as well
-# with it as without; over a full run EN1 did better with it (2.44/2.48/3.19% against 2.48/2.52/3.27%).
+# The uniform box jitter of the releases up to 2026-11 (--box-noise uniform). The detector's
+# placed boxes spread wider (train faces, MTCNN with the points rule: dx sd 0.040, dy 0.027,
+# sx 0.079, sy 0.078 against 0.023 and 0.029 here).
 JITTER = Jitter(angle=10.0, shift=0.04, scale=0.05)
 JITTER_FLAGS = ("angle", "shift", "scale")
+
+
+def measured_box_cov(path: Path) -> tuple[tuple[float, ...], ...]:
+    """The training faces' residual covariance (dx, dy, sx, sy) of a box rule file."""
+    residual = load_rule(path).residual
+    if not residual or "cov" not in residual.get("train", {}):
+        raise ValueError(f"box rule {rel(path)} has no measured residual spread; refit it with "
+                         "`python -m common.boxrule`, or use --box-noise uniform")
+    return tuple(tuple(float(v) for v in row) for row in residual["train"]["cov"])
 
 
 def main(argv=None) -> int:
     p = parser(__doc__, variants=20)
     add_jitter_arguments(p, JITTER, JITTER_FLAGS)
+    p.add_argument("--box-noise", choices=["measured", "uniform"], default="measured",
+                   help="face box noise of the random variants: the detector's measured spread "
+                        "(default) or uniform within --shift and --scale")
+    p.add_argument("--rule", type=Path, default=rule_path(DEFAULT_DETECTOR),
+                   help=f"box rule file with the measured spread (default {rel(rule_path(DEFAULT_DETECTOR))})")
     args = p.parse_args(argv)
     log_to_console()
     jitter = jitter_from_args(args, JITTER, JITTER_FLAGS)
+    if args.box_noise == "measured":
+        try:
+            jitter = replace(jitter, box_cov=measured_box_cov(args.rule))
+        except (RuleMissing, ValueError) as exc:
+            sys.exit(f"error: {exc}")
     train, test = load_faces(args)
     write_level(train, test, of_level(1), args.variants, jitter, args.seed,
                 hdf5_root=args.hdf5_root, force=args.force)

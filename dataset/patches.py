@@ -57,7 +57,9 @@ def main(level: int, doc: str, jitter: Jitter, argv=None) -> int:
             log.info(f"level-{level} data complete in {rel(args.hdf5_root)}; skipped (--force rebuilds)")
             return 0
     try:
-        cascade = Cascade(resolve_model(args.model, trained_here=True), levels=level - 1)
+        # Without test-time mirroring: the patch centres the released nets were trained on
+        # (the pipeline reproduces the release bit for bit).
+        cascade = Cascade(resolve_model(args.model, trained_here=True), levels=level - 1, mirror=False)
     except ModelMissing as exc:
         sys.exit(f"error: {exc}\n(level {level} patches are centred on level {level - 1}'s estimates)")
     write_level(train, test, specs, args.variants, jitter, args.seed, hdf5_root=args.hdf5_root,

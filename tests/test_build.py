@@ -5,6 +5,7 @@ import logging
 
 import h5py
 import numpy as np
+import pytest
 
 from common.nets import by_name
 from conftest import run_module
@@ -31,7 +32,7 @@ def test_level1_without_jitter_gives_only_originals_and_mirrors(tmp_path, sample
     """With --angle/--shift/--scale 0 every random variant is the original crop or its mirror:
     the jitter flags reach the sampler and nothing else moves the crop."""
     run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
-               "--variants", 6, "--angle", 0, "--shift", 0, "--scale", 0)
+               "--variants", 6, "--angle", 0, "--box-noise", "uniform", "--shift", 0, "--scale", 0)
     with h5py.File(tmp_path / "1_F1" / "train.h5") as f:
         x, y = f["data"][:], f["landmark"][:]
     assert len(x) == 24
@@ -40,9 +41,38 @@ def test_level1_without_jitter_gives_only_originals_and_mirrors(tmp_path, sample
     assert len(np.unique(np.round(x.reshape(len(x), -1), 4), axis=0)) == 8
 
 
-def test_level1_jitter_makes_distinct_variants(tmp_path, sample_dir):
+@pytest.mark.parametrize("noise", [["--box-noise", "uniform", "--shift", "0.04", "--scale", "0.05"], []])
+def test_level1_jitter_makes_distinct_variants(tmp_path, sample_dir, noise):
     run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
-               "--variants", 6, "--angle", 10, "--shift", 0.04, "--scale", 0.05)
+               "--variants", 6, "--angle", 10, *noise)
     with h5py.File(tmp_path / "1_F1" / "train.h5") as f:
         y = f["landmark"][:]
     assert len(np.unique(np.round(y, 5), axis=0)) == 24
+
+
+def test_measured_box_noise_has_the_measured_spread():
+    """Level 1's default box noise is the detector's measured residual spread: draws of
+    box_noise have its covariance (dx, dy, sx, sy), none beyond 3 standard deviations."""
+    from common.boxrule import load_rule, rule_path
+    from dataset.build import box_noise
+    from dataset.level1 import measured_box_cov
+    cov = np.array(measured_box_cov(rule_path("mtcnn")))
+    assert cov.shape == (4, 4) and np.allclose(cov, cov.T) and (np.linalg.eigvalsh(cov) > 0).all()
+    stds = np.array([load_rule(rule_path("mtcnn")).residual["train"][k]["std"] for k in ("dx", "dy", "sx", "sy")])
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), stds, rtol=1e-3)
+    rng = np.random.default_rng(5)
+    draws = np.array([box_noise(rng, cov) for _ in range(20000)]) - [0, 0, 1, 1]
+    np.testing.assert_allclose(np.cov(draws, rowvar=False), cov, rtol=0.08, atol=2e-5)
+    assert (np.abs(draws) <= 3 * np.sqrt(np.diag(cov)) + 1e-9).all()
+    assert (np.abs(draws).max(axis=0) > 2.5 * stds).all()  # the tails are drawn, up to the clip
+
+
+def test_measured_box_noise_needs_a_measured_rule(tmp_path, sample_dir):
+    import json
+    from common.boxrule import rule_path
+    data = json.loads(rule_path("mtcnn").read_text())
+    del data["residual"]
+    (tmp_path / "rule.json").write_text(json.dumps(data))
+    proc = run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path / "h", "--limit", 2,
+                      "--rule", tmp_path / "rule.json", check=False)
+    assert proc.returncode != 0 and "common.boxrule" in proc.stderr and "Traceback" not in proc.stderr

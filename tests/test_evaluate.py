@@ -77,6 +77,19 @@ def test_evaluate_cli_on_sample(tmp_path, trained_level1, sample_dir, train_face
     print(f"level 1 after brief training: {100 * res['mean_error']:.2f}% of box width; "
           f"mean shape: {100 * base_err:.2f}%")
     assert res["mean_error"] < 0.9 * base_err
+    assert res["mirror"] is True and "test-time mirroring" in proc.stdout
+
+
+def test_evaluate_cli_without_mirroring_is_the_plain_cascade(tmp_path, trained_level1, sample_dir, test_faces):
+    out_json = tmp_path / "out.json"
+    proc = run_module("common.evaluate", "--list", sample_dir / "testImageList.txt", "--level", 1, "--no-mirror",
+                      "--model", trained_level1.model_root, "--json", out_json, "--hist", tmp_path / "h.png")
+    res = json.loads(out_json.read_text())
+    assert res["mirror"] is False and "no mirroring" in proc.stdout
+    pred = Cascade(trained_level1.model_root, levels=1, mirror=False).estimates_for_samples(
+        test_faces, 1, progress=False)[0]
+    err = face_errors(pred, test_faces)
+    assert res["mean_error"] == pytest.approx(err.mean(), rel=1e-9)
 
 
 def test_evaluate_cli_reports_user_mistakes(tmp_path, trained_level1, sample_dir):

@@ -276,3 +276,10 @@ def test_boxes_crops_share_work_among_threads_alike(test_faces):
     with ThreadPoolExecutor(2) as pool:
         threaded = boxes.crops([gray] * len(boxes), 15, 15, pool)
     np.testing.assert_array_equal(threaded, boxes.crops([gray] * len(boxes), 15, 15))
+
+
+def test_moved_shifts_and_scales_each_axis():
+    b = Box(0, 100, 0, 200).moved(0.1, -0.05, 1.2, 0.9)
+    assert b.center == pytest.approx((60.0, 90.0))
+    assert (b.width, b.height) == pytest.approx((120.0, 180.0))
+    assert Box(0, 100, 0, 200).moved(0, 0, 1.5) == Box(-25, 125, -50, 250)

@@ -66,6 +66,32 @@ def test_mtcnn_points_rule_places_boxes_better_than_the_shift_rule():
     assert raw["test"]["mean_iou"] > 0.83
 
 
+def test_mtcnn_rule_records_where_placed_boxes_lie():
+    """The spread level 1 trains on: the placed boxes against the true ones, train and test."""
+    res = load_rule(rule_path("mtcnn")).residual
+    for part in ("train", "test"):
+        r = res[part]
+        assert abs(r["dx"]["mean"]) < 0.01 and abs(r["dy"]["mean"]) < 0.01, r
+        assert 0.01 < r["dx"]["std"] < 0.08 and 0.01 < r["dy"]["std"] < 0.08, r
+        assert abs(r["sx"]["mean"] - 1) < 0.03 and 0.02 < r["sx"]["std"] < 0.15, r
+        cov = np.array(r["cov"])
+        np.testing.assert_allclose(np.diag(cov), [r[k]["std"] ** 2 for k in ("dx", "dy", "sx", "sy")], rtol=2e-3)
+    # the test faces spread as the training faces do
+    for k in ("dx", "dy", "sx", "sy"):
+        assert 0.8 < res["test"][k]["std"] / res["train"][k]["std"] < 1.25
+
+
+def test_residuals_measure_the_placed_box_against_the_true_one():
+    from common.boxrule import IDENTITY, RuleFile, residuals
+    from common.detectors import Detection
+    true = Box(100, 200, 100, 220)
+    found = [(Detection(Box(110, 210, 100, 220), 0.9), true),      # 10% of the width right
+             (Detection(Box(90, 230, 94, 214), 0.9), true),        # 1.4x as wide, 5% higher
+             (None, true)]                                          # missed: left out
+    rows = residuals(RuleFile(IDENTITY, "test", {}, {}), found)
+    np.testing.assert_allclose(rows, [[0.1, 0.0, 1.0, 1.0], [0.1, -0.05, 1.4, 1.0]], atol=1e-12)
+
+
 def test_points_rule_maps_points_to_edges():
     # left = 0.1 + x(LE); right = 0.9; top = y(N); bottom = 1.0 (all relative to the box)
     w = np.zeros((11, 4))
@@ -262,6 +288,9 @@ def test_fit_command_on_the_sample(tmp_path, name):
     assert result["fit"]["train"]["subset"].startswith("evenly")
     assert result["detector"] == name
     assert ("points_rule" in result) == (name == "mtcnn")  # Haar gives no points
+    spread = result["residual"]["train"]
+    assert np.array(spread["cov"]).shape == (4, 4) and 0 < spread["dx"]["std"] < 0.2
+    assert "placed box against the true box" in proc.stdout
     # 60 faces give nearly the rule the full fit found.
     committed = load_rule(rule_path(name)).rule
     small = BoxRule(**result["rule"])
