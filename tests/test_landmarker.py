@@ -303,3 +303,16 @@ def test_fit_command_without_data_says_so(tmp_path):
     proc = run_module("common.boxrule", "--data", tmp_path / "nothing", check=False)
     assert proc.returncode == 1
     assert TRAIN_LIST in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_no_mirror_option_reaches_the_cascade():
+    import argparse
+
+    from common.landmarker import add_landmarker_args, landmarker_options
+    ap = argparse.ArgumentParser()
+    add_landmarker_args(ap)
+    assert landmarker_options(ap.parse_args([]))["mirror"] is True
+    options = landmarker_options(ap.parse_args(["--no-mirror", "--upright"]))
+    assert options["mirror"] is False
+    assert make_landmarker(**options).cascade.mirror is False
+    assert make_landmarker().cascade.mirror is True
