@@ -112,8 +112,9 @@ class Cascade:
                 relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
             if self.mirror:
                 seen_mirrored = {}
-                for j, k in enumerate(ks):
-                    partner = mirror_partner(specs[k], [specs[i] for i in ks])
+                group = [specs[i] for i in ks]
+                for k in ks:
+                    partner = mirror_partner(specs[k], group)
                     if partner is None:
                         continue
                     p, order = partner
