@@ -168,8 +168,9 @@ def error_tables(results: dict[str, dict], others: dict[str, dict] | None = None
         f"{result_name(lv)} {100 * s['mean_error']:.2f}% (failures {100 * s['failure_rate']:.2f}%)"
         for lv, s in results.items())]
     for how, summaries in others.items():
-        last = summaries[max(k for k in summaries if k != "F1")]
-        lines += ["", f"This project, {how}: level {max(k for k in summaries if k != 'F1')} "
+        top = max(k for k in summaries if k != "F1")
+        last = summaries[top]
+        lines += ["", f"This project, {how}: level {top} "
                       f"{100 * last['mean_error']:.2f}% (failures {100 * last['failure_rate']:.2f}%, "
                       f"{last['faces']} faces)."]
     return lines
