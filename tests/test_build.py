@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from common.paths import RELEASED_MODEL
 from common.nets import by_name
 from conftest import run_module
 from dataset.build import _within_patch
@@ -76,3 +77,16 @@ def test_measured_box_noise_needs_a_measured_rule(tmp_path, sample_dir):
     proc = run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path / "h", "--limit", 2,
                       "--rule", tmp_path / "rule.json", check=False)
     assert proc.returncode != 0 and "common.boxrule" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("angle, distinct", [(0, 8), (10, 24)])
+def test_patch_level_takes_the_angle_flag(tmp_path, sample_dir, angle, distinct):
+    """Level 2's patches (centred on the released level 1's estimates), without centre noise:
+    with --angle 0 every random variant is the original or its mirror, with --angle 10 each is
+    its own."""
+    run_module("dataset.level2", "--data", sample_dir, "--model", RELEASED_MODEL, "--hdf5-root", tmp_path,
+               "--limit", 4, "--variants", 6, "--angle", angle, "--center-sigma", 0)
+    with h5py.File(tmp_path / "2_LE21" / "train.h5") as f:
+        y = f["landmark"][:]
+    assert len(y) == 24
+    assert len(np.unique(np.round(y, 5), axis=0)) == distinct
