@@ -24,6 +24,9 @@ class CascadeNet:
     region: tuple[float, float, float, float] | None = None
     # levels 2-3: half-size of the square patch, as a fraction of box width/height
     half_size: float | None = None
+    # training starts from this net's trained weights (`caffe train --weights`; same layer
+    # shapes), not from random ones: level 3 from level 2's net of the same point
+    starts_from: str | None = None
 
     @property
     def key(self) -> str:
@@ -39,9 +42,10 @@ class CascadeNet:
         return tuple(POINTS.index(p) for p in self.points)
 
 
-def _patch_nets(level: int, half_sizes: tuple[float, float]) -> list[CascadeNet]:
+def _patch_nets(level: int, half_sizes: tuple[float, float], starts_from_level: int | None = None) -> list[CascadeNet]:
     return [
-        CascadeNet(f"{p}{level}{i + 1}", level, "S2", 15, 15, (p,), half_size=h)
+        CascadeNet(f"{p}{level}{i + 1}", level, "S2", 15, 15, (p,), half_size=h,
+                   starts_from=f"{p}{starts_from_level}{i + 1}" if starts_from_level else None)
         for p in POINTS
         for i, h in enumerate(half_sizes)
     ]
@@ -52,7 +56,7 @@ NETS: tuple[CascadeNet, ...] = (
     CascadeNet("EN1", 1, "S1", 31, 39, ("LE", "RE", "N"), region=(-0.05, 1.05, -0.04, 0.84)),
     CascadeNet("NM1", 1, "S1", 31, 39, ("N", "LM", "RM"), region=(-0.05, 1.05, 0.18, 1.05)),
     *_patch_nets(2, (0.16, 0.18)),
-    *_patch_nets(3, (0.11, 0.12)),
+    *_patch_nets(3, (0.11, 0.12), starts_from_level=2),
 )
 # The cascade's levels, in order: everything that loops over levels or offers --level reads this.
 LEVELS: tuple[int, ...] = tuple(sorted({s.level for s in NETS}))

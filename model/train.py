@@ -154,12 +154,32 @@ class NetTrainer:
             os.killpg(self.proc.pid, signal.SIGINT)  # Caffe snapshots, then stops
 
 
+def start_weights(spec: CascadeNet, args) -> Path | None:
+    """The weights a net's training starts from: DIR/<net>/ with --init-from DIR, else those of
+    the net the table says it starts from (common/nets.py: level 3 from level 2's net of the
+    same point, trained in --model-root), unless --random-init; None: random weights."""
+    if args.init_from:
+        return net_dir(spec, args.init_from) / WEIGHTS
+    if spec.starts_from and not getattr(args, "random_init", False):
+        return net_dir(nettable.by_name(spec.starts_from), args.model_root) / WEIGHTS
+    return None
+
+
 def check_inputs(specs: list[CascadeNet], args) -> None:
-    """Exits with what to do when a net's training data (or --init-from weights) is missing."""
+    """Exits with what to do when a net's training data (or the weights it starts from) is missing."""
     if args.init_from:
         absent = [s.key for s in specs if not (net_dir(s, args.init_from) / WEIGHTS).is_file()]
         if absent:
             sys.exit(f"error: --init-from {rel(args.init_from)} has no weights for {', '.join(absent)}")
+    trained = {s for s in specs if (net_dir(s, args.model_root) / WEIGHTS).is_file() and not args.force}
+    absent = [s for s in specs if s not in trained and (w := start_weights(s, args)) is not None
+              and not w.is_file()]
+    if absent:
+        levels = sorted({nettable.by_name(s.starts_from).level for s in absent})
+        sys.exit(f"error: {', '.join(s.key for s in absent)} start from the trained weights of "
+                 f"{', '.join(s.starts_from for s in absent)}, which {rel(args.model_root)} lacks; train "
+                 + " and ".join(f"level {lv}" for lv in levels) + " there first (python -m model.train --level "
+                 f"{levels[0]}), or pass --random-init")
     missing = [s.key for s in specs if not hdf5data.is_complete(hdf5_dir(s, args.hdf5_root))]
     if missing:
         levels = sorted({nettable.by_name(k).level for k in missing})
@@ -201,7 +221,7 @@ def train_nets(specs: list[CascadeNet], args, caffe: str | None = None) -> list[
     stop = threading.Event()
     trainers = [NetTrainer(s, settings_for(s.level, args), args.model_root, args.hdf5_root,
                            args.log_dir, args.threads, args.retries, caffe, stop,
-                           net_dir(s, args.init_from) / WEIGHTS if args.init_from else None) for s in todo]
+                           start_weights(s, args)) for s in todo]
     return run_trainers(trainers, args, stop)
 
 
@@ -291,6 +311,9 @@ def main(argv=None, caffe: str | None = None) -> int:
     p.add_argument("--init-from", type=Path, metavar="DIR",
                    help="start each net from the weights in DIR/<net>/weights.caffemodel with a new "
                         "solver schedule (a warm restart; the new nets go to --model-root)")
+    p.add_argument("--random-init", action="store_true",
+                   help="every net from random weights (the paper's way); by default level 3 starts from "
+                        "level 2's trained net of the same point (common/nets.py)")
     p.add_argument("--model-root", type=Path, default=MODEL_DIR)
     p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR)
     p.add_argument("--log-dir", type=Path, default=LOG_DIR)

@@ -18,6 +18,9 @@ def test_quick_pipeline_end_to_end(tmp_path):
     for spec in NETS:
         assert (out / "model" / spec.key / "weights.caffemodel").stat().st_size > 1000
         assert (out / "log" / f"{spec.key}.csv").is_file()
+        # Level 3 starts from level 2's trained net of the same point (common/nets.py).
+        start = f"--weights={out / 'model' / f'2_{spec.starts_from}' / 'weights.caffemodel'}"
+        assert (start in (out / "log" / f"{spec.key}.log").read_text()) == (spec.level == 3)
     for level in (1, 2, 3):
         assert (out / "log" / f"level{level}.png").is_file()
         assert (out / "result" / f"level{level}_test.png").is_file()

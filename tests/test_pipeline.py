@@ -229,3 +229,32 @@ def test_init_from_without_weights_is_a_clear_error(tmp_path, level1_hdf5):
                       "--model-root", tmp_path / "m", "--hdf5-root", level1_hdf5, "--log-dir", tmp_path / "l",
                       check=False)
     assert proc.returncode != 0 and "has no weights for 1_F1" in proc.stderr
+
+
+def test_level3_nets_start_from_level2_nets_of_their_point(tmp_path):
+    """The table's starts_from: each level-3 net from the level-2 net of the same point, patch
+    rank and layer shapes (trained in --model-root); --random-init and --init-from override it."""
+    from argparse import Namespace
+    from common.nets import NETS, by_name
+    from model.train import start_weights
+    for spec in NETS:
+        if spec.level == 3:
+            start = by_name(spec.starts_from)
+            assert (start.level, start.points, start.template, start.name[-1]) == (2, spec.points, spec.template,
+                                                                                    spec.name[-1])
+        else:
+            assert spec.starts_from is None
+    args = Namespace(init_from=None, random_init=False, model_root=tmp_path)
+    assert start_weights(by_name("LE32"), args) == tmp_path / "2_LE22" / "weights.caffemodel"
+    assert start_weights(by_name("LE22"), args) is None
+    assert start_weights(by_name("LE32"), Namespace(init_from=None, random_init=True, model_root=tmp_path)) is None
+    assert start_weights(by_name("LE32"), Namespace(init_from=tmp_path / "w", random_init=False,
+                                                    model_root=tmp_path)) == tmp_path / "w" / "3_LE32" / "weights.caffemodel"
+
+
+def test_level3_without_trained_level2_is_a_clear_error(tmp_path):
+    proc = run_module("model.train", "--nets", "LE31", "RM32", "--model-root", tmp_path / "m",
+                      "--hdf5-root", tmp_path / "h", "--log-dir", tmp_path / "l", check=False)
+    assert proc.returncode != 0
+    assert "LE21, RM22" in proc.stderr and "train level 2" in proc.stderr and "--random-init" in proc.stderr
+    assert "Traceback" not in proc.stderr
