@@ -60,6 +60,8 @@ def render(args: argparse.Namespace) -> str:
         hdf5=_q(Path(args.hdf5_root)), logs=_q(Path(args.log_dir)), result=_q(Path(args.result_dir)),
         sbatch_args=shlex.join(shlex.split(args.sbatch)),
         flags=shlex.join(flags),
+        # model.train's own options that its array tasks need too (model.generate lacks them)
+        train_flags=" --random-init" if getattr(args, "random_init", False) else "",
         threads=args.threads, retries=args.retries, data_cpus=args.data_cpus,
         gres="--gres=gpu:1 " if args.gpu else "")
 

@@ -172,3 +172,15 @@ def test_gpu_list_one_caffe_process_per_gpu(tmp_path, level1_hdf5, monkeypatch, 
 def test_slurm_does_not_mix_with_a_level(tmp_path, flags):
     proc = run_module("model.train", "--slurm", tmp_path / "x.sh", *flags, check=False)
     assert proc.returncode == 2 and "--slurm" in proc.stderr and not (tmp_path / "x.sh").exists()
+
+
+def test_slurm_script_passes_random_init_to_the_training_tasks(tmp_path):
+    for extra, expected in (([], False), (["--random-init"], True)):
+        script = tmp_path / "train.sh"
+        run_module("model.train", "--slurm", script, "--data", SAMPLE_DATA, *extra)
+        text = script.read_text()
+        train_call = re.search(r"-m model\.train --nets .*\n.*\n", text).group(0)
+        generate_call = next(line for line in text.splitlines() if "-m model.generate" in line)
+        assert ("--random-init" in train_call) == expected
+        assert "--random-init" not in generate_call
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
