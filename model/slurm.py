@@ -61,7 +61,7 @@ def render(args: argparse.Namespace) -> str:
         sbatch_args=shlex.join(shlex.split(args.sbatch)),
         flags=shlex.join(flags),
         # model.train's own options that its array tasks need too (model.generate lacks them)
-        train_flags=" --random-init" if getattr(args, "random_init", False) else "",
+        train_flags=" --random-init" if args.random_init else "",
         threads=args.threads, retries=args.retries, data_cpus=args.data_cpus,
         gres="--gres=gpu:1 " if args.gpu else "")
 

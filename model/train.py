@@ -160,7 +160,7 @@ def start_weights(spec: CascadeNet, args) -> Path | None:
     same point, trained in --model-root), unless --random-init; None: random weights."""
     if args.init_from:
         return net_dir(spec, args.init_from) / WEIGHTS
-    if spec.starts_from and not getattr(args, "random_init", False):
+    if spec.starts_from and not args.random_init:
         return net_dir(nettable.by_name(spec.starts_from), args.model_root) / WEIGHTS
     return None
 
