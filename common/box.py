@@ -111,18 +111,19 @@ class Box:
         return Box(image_width - 1 - self.right, image_width - 1 - self.left, self.top, self.bottom)
 
     # --- geometry -----------------------------------------------------------------------
-    def _rotation(self, angle: float) -> np.ndarray:
+    def rotation(self, angle: float) -> np.ndarray:
         """3x3 matrix rotating image coordinates about the box centre."""
         m = np.eye(3)
         if angle:
             m[:2] = cv2.getRotationMatrix2D(self.center, angle, 1.0)
         return m
 
-    def to_relative(self, points: np.ndarray, angle: float = 0.0) -> np.ndarray:
-        """Image pixels (N, 2) -> box-relative (N, 2), after rotating the image by `angle`."""
+    def to_relative(self, points: np.ndarray, angle: float = 0.0, rotation: np.ndarray | None = None) -> np.ndarray:
+        """Image pixels (N, 2) -> box-relative (N, 2), after rotating the image by `angle`
+        (`rotation`: self.rotation(angle), when the caller has it already)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if angle:
-            rot = self._rotation(angle)
+            rot = self.rotation(angle) if rotation is None else rotation
             pts = pts @ rot[:2, :2].T + rot[:2, 2]
         return np.column_stack(((pts[:, 0] - self.left) / self.width,
                                 (pts[:, 1] - self.top) / self.height))
@@ -133,15 +134,16 @@ class Box:
         return np.column_stack((self.left + rel[:, 0] * self.width,
                                 self.top + rel[:, 1] * self.height))
 
-    def affine(self, out_w: int, out_h: int, angle: float = 0.0) -> np.ndarray:
+    def affine(self, out_w: int, out_h: int, angle: float = 0.0, rotation: np.ndarray | None = None) -> np.ndarray:
         """2x3 matrix from image pixels to output pixels of a (out_w, out_h) crop."""
         sx, sy = out_w / self.width, out_h / self.height
         to_crop = np.array([[sx, 0.0, -self.left * sx - 0.5],
                             [0.0, sy, -self.top * sy - 0.5],
                             [0.0, 0.0, 1.0]])
-        return (to_crop @ self._rotation(angle))[:2]
+        return (to_crop @ (self.rotation(angle) if rotation is None else rotation))[:2]
 
-    def crop(self, image: np.ndarray, out_w: int, out_h: int, angle: float = 0.0) -> np.ndarray:
+    def crop(self, image: np.ndarray, out_w: int, out_h: int, angle: float = 0.0,
+             rotation: np.ndarray | None = None) -> np.ndarray:
         """The box's content resampled to out_h rows x out_w columns.
 
         Large boxes are first cut at about their own resolution, then shrunk with area
@@ -150,7 +152,7 @@ class Box:
         """
         mid_w = max(out_w, int(math.ceil(self.width)))
         mid_h = max(out_h, int(math.ceil(self.height)))
-        m = self.affine(mid_w, mid_h, angle)
+        m = self.affine(mid_w, mid_h, angle, rotation)
         # dsize is (width, height), not image.shape.
         mid = cv2.warpAffine(image, m, (mid_w, mid_h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REPLICATE)

@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from common import hdf5data
-from common.crops import crop_box, net_input, net_target
+from common.box import Box
+from common.crops import crop_box, net_sample, standardise_all
 from common.listfile import FaceSample, mirror_points
 from common.netfiles import hdf5_dir
 from common.nets import CascadeNet
@@ -59,23 +60,29 @@ class Job:
     seed: int
 
 
-def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray | None):
-    """All samples of one face: per net, a list of (input, target)."""
-    gray = face.load_gray()
-    width = gray.shape[1]
+@dataclass(frozen=True)
+class Variant:
+    """One training variant of a face: which image (mirrored or not), its turn, and the box
+    each net crops."""
+    mirror: bool
+    angle: float
+    crop_boxes: dict[str, Box]   # by net key
+
+
+def face_variants(job: Job, index: int, face: FaceSample, estimates: np.ndarray | None,
+                  image_width: int) -> list[Variant]:
+    """The job's variants of one face (the face itself, its mirror image, then random ones),
+    drawn from the face's own random stream: the same whichever worker builds it."""
     rng = np.random.default_rng([job.seed, index])
-    flipped = None
-    out = {s.key: ([], []) for s in job.specs}
+    out = []
     for v in range(job.variants):
         mirror = v == 1 or (v >= 2 and rng.random() < 0.5)
         random_variant = v >= 2
-        img, f, est = gray, face, estimates
+        box, est = face.box, estimates
         if mirror:
-            if flipped is None:
-                flipped = gray[:, ::-1].copy()
-            img, f = flipped, face.mirrored(width)
-            est = None if estimates is None else mirror_points(estimates, width)
-        angle, box = 0.0, f.box
+            box = face.mirrored(image_width).box
+            est = None if estimates is None else mirror_points(estimates, image_width)
+        angle = 0.0
         if random_variant:
             j = job.jitter
             angle = rng.uniform(-j.angle, j.angle)
@@ -84,6 +91,7 @@ def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray |
             elif j.shift or j.scale:
                 box = box.moved(rng.uniform(-j.shift, j.shift), rng.uniform(-j.shift, j.shift),
                                 1.0 + rng.uniform(-j.scale, j.scale))
+        boxes = {}
         for spec in job.specs:
             center = None
             if spec.half_size is not None:
@@ -92,10 +100,26 @@ def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray |
                     noise = rng.normal(0.0, job.jitter.center_sigma, 2)
                     noise = np.clip(noise, -job.jitter.center_clip, job.jitter.center_clip)
                     center += noise * (box.width, box.height)
-            cbox = crop_box(spec, box, center)
-            out[spec.key][0].append(net_input(img, cbox, spec, angle))
-            out[spec.key][1].append(net_target(cbox, f.points, spec, angle))
+            boxes[spec.key] = crop_box(spec, box, center)
+        out.append(Variant(mirror, angle, boxes))
     return out
+
+
+def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray | None):
+    """All samples of one face: per net, (inputs (V, H, W), targets (V, K)) of its V variants."""
+    gray = face.load_gray()
+    width = gray.shape[1]
+    flipped = gray[:, ::-1].copy() if job.variants > 1 else None
+    mirrored = face.mirrored(width).points
+    out = {s.key: ([], []) for s in job.specs}
+    for var in face_variants(job, index, face, estimates, width):
+        img, points = (flipped, mirrored) if var.mirror else (gray, face.points)
+        for spec in job.specs:
+            crop, target = net_sample(img, var.crop_boxes[spec.key], spec, points, var.angle)
+            out[spec.key][0].append(crop)
+            out[spec.key][1].append(target)
+    # Standardised together: per crop, the same values as net_input (tests/test_build.py).
+    return {k: (standardise_all(np.stack(x)), np.stack(y)) for k, (x, y) in out.items()}
 
 
 def _work(args):
@@ -114,9 +138,9 @@ def build_arrays(faces: list[FaceSample], job: Job, estimates: np.ndarray | None
         for res in tqdm(pool.imap(_work, tasks, chunksize=32), total=len(tasks), desc=desc,
                         unit="face", dynamic_ncols=True, mininterval=1.0):
             for key, (x, y) in res.items():
-                inputs[key].extend(x)
-                targets[key].extend(y)
-    return {k: (np.stack(inputs[k])[:, None], np.stack(targets[k])) for k in inputs}
+                inputs[key].append(x)
+                targets[key].append(y)
+    return {k: (np.concatenate(inputs[k])[:, None], np.concatenate(targets[k])) for k in inputs}
 
 
 # A patch net cannot find a point that lies a whole patch away from its patch centre (the

@@ -90,3 +90,32 @@ def test_patch_level_takes_the_angle_flag(tmp_path, sample_dir, angle, distinct)
         y = f["landmark"][:]
     assert len(y) == 24
     assert len(np.unique(np.round(y, 5), axis=0)) == distinct
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_samples_are_the_crops_and_targets_of_their_variants(train_faces, level):
+    """What build_arrays writes for each variant equals net_input and net_target of that
+    variant's crop box, bit for bit: cutting and standardising a face's crops together (the
+    fast path) changes no value."""
+    from common.crops import net_input, net_target
+    from common.nets import of_level
+    from dataset.build import Job, face_samples, face_variants
+    from dataset.level1 import JITTER as JITTER1
+    from dataset.level2 import JITTER as JITTER2
+    job = Job(tuple(of_level(level)), 6, JITTER1 if level == 1 else JITTER2, seed=3)
+    rng = np.random.default_rng(0)
+    for index, face in enumerate(train_faces[:3]):
+        estimates = None if level == 1 else face.points + rng.normal(0, 2.0, (5, 2))
+        gray = face.load_gray()
+        samples = face_samples(job, index, face, estimates)
+        variants = face_variants(job, index, face, estimates, gray.shape[1])
+        assert [v.mirror for v in variants[:2]] == [False, True] and variants[2].angle != 0.0
+        for spec in job.specs:
+            x, y = samples[spec.key]
+            assert x.shape == (6, spec.height, spec.width) and x.dtype == np.float32
+            for v, var in enumerate(variants):
+                image = gray[:, ::-1].copy() if var.mirror else gray
+                points = face.mirrored(gray.shape[1]).points if var.mirror else face.points
+                box = var.crop_boxes[spec.key]
+                assert np.array_equal(x[v], net_input(image, box, spec, var.angle))
+                assert np.array_equal(y[v], net_target(box, points, spec, var.angle))

@@ -128,8 +128,11 @@ start = time.time()
 time.sleep(1.0)
 for suffix in ("caffemodel", "solverstate"):
     Path(f"{{prefix}}_iter_{{iters}}.{{suffix}}").write_bytes(b"stand-in")
+group = Path("/proc/self/autogroup")
+autogroup = int(group.read_text().split()[-1]) if group.exists() else None
 with open(os.environ["FAKE_CAFFE_LOG"], "a") as log:
-    log.write(json.dumps({{"args": args, "solver": solver, "start": start, "end": time.time()}}) + "\\n")
+    log.write(json.dumps({{"args": args, "solver": solver, "start": start, "end": time.time(),
+                          "nice": os.getpriority(os.PRIO_PROCESS, 0), "autogroup": autogroup}}) + "\\n")
 """
 
 
@@ -166,6 +169,55 @@ def test_gpu_list_one_caffe_process_per_gpu(tmp_path, level1_hdf5, monkeypatch, 
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
     for spec in nettable.of_level(1):
         assert (tmp_path / "model" / spec.key / "weights.caffemodel").read_bytes() == b"stand-in"
+
+
+def test_level1_on_two_cores_f1_keeps_a_core(tmp_path, level1_hdf5, monkeypatch, capsys):
+    """Three level-1 processes on two cores: F1 (the most work) at full priority, EN1 and NM1 at
+    a lower one, each in its process and its scheduling group."""
+    caffe = tmp_path / "caffe"
+    caffe.write_text(FAKE_CAFFE.format(python=sys.executable))
+    caffe.chmod(0o755)
+    runs = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("FAKE_CAFFE_LOG", str(runs))
+    monkeypatch.setattr(model_train.os, "cpu_count", lambda: 2)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = model_train.main(["--level", "1", "--quick", "--model-root", str(tmp_path / "model"),
+                                 "--hdf5-root", str(level1_hdf5), "--log-dir", str(tmp_path / "log"),
+                                 "--progress-every", "100"], caffe=str(caffe))
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "3 at a time" in out and "1_F1 keeps a core (the most work); 1_EN1, 1_NM1 share" in out
+    records = {re.search(r"model/(\d_\w+)/solver", " ".join(r["args"])).group(1): r
+               for r in map(json.loads, runs.read_text().splitlines())}
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = {"1_F1": 0, "1_EN1": model_train.SHARED_CORE_NICE, "1_NM1": model_train.SHARED_CORE_NICE}
+    for key, nice in expected.items():
+        assert records[key]["nice"] == min(19, base + nice)
+        if records[key]["autogroup"] is not None and nice:
+            assert records[key]["autogroup"] == nice
+    spans = sorted((r["start"], r["end"]) for r in records.values())
+    assert spans[2][0] < spans[0][1]   # all three at once
+    assert "nice 10" in (tmp_path / "log" / "1_EN1.log").read_text()
+    assert "nice" not in (tmp_path / "log" / "1_F1.log").read_text()
+
+
+def test_core_shares_only_when_processes_outnumber_cores():
+    from model.config import SolverSettings
+    from types import SimpleNamespace
+    def trainer(name, iters):
+        return SimpleNamespace(spec=nettable.by_name(name), settings=SolverSettings(max_iter=iters))
+    level1 = [trainer("F1", 50000), trainer("EN1", 50000), trainer("NM1", 50000)]
+    assert model_train.core_shares(level1, jobs=3, cores=2) == {"1_F1": 0, "1_EN1": 10, "1_NM1": 10}
+    # EN1 given twice the iterations is the most work now
+    longer = [trainer("F1", 50000), trainer("EN1", 100000), trainer("NM1", 50000)]
+    assert model_train.core_shares(longer, jobs=3, cores=2) == {"1_F1": 10, "1_EN1": 0, "1_NM1": 10}
+    level2 = [trainer(n, 40000) for n in ("LE21", "LE22", "RE21", "RE22")]
+    assert set(model_train.core_shares(level2, jobs=2, cores=2).values()) == {0}
+    assert set(model_train.core_shares(level1, jobs=3, cores=4).values()) == {0}
 
 
 @pytest.mark.parametrize("flags", [["--level", "1"], ["--nets", "F1"]])
