@@ -31,11 +31,13 @@ Options:
   --gpu N[,M..]  train on GPU N, or one Caffe process per listed GPU (needs a GPU build of
                  Caffe; the set-up installs the CPU one)
   --jobs N       Caffe processes at once (default: one per core)
+  --patch-iters N  levels 2-3 train N iterations a net instead of 40000 (20000: the
+                 pipeline about 9.5 minutes shorter on 2 cores, level 3 1.09% -> 1.11%)
   -h, --help     this text
 EOF
 }
 
-DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""
+DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""; PATCH_ITERS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --data) DATA="${2:?--data needs a folder}"; shift 2 ;;
@@ -46,6 +48,8 @@ while [ $# -gt 0 ]; do
         --from) FROM="${2:?--from needs a step}"; shift 2 ;;
         --gpu) GPU="${2:?--gpu needs a device number or a comma list}"; shift 2 ;;
         --jobs) JOBS="${2:?--jobs needs a number}"; shift 2 ;;
+        --patch-iters) PATCH_ITERS="${2:?--patch-iters needs a number}"; shift 2 ;;
+        --patch-iters=*) PATCH_ITERS="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bootstrap.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -67,6 +71,9 @@ if [ -n "$OUT" ]; then
 fi
 [ -n "$GPU" ] && SOLVER_FLAGS+=(--gpu "$GPU")
 TRAIN_FLAGS=("${SOLVER_FLAGS[@]}")
+if [ -n "$PATCH_ITERS" ] && ! [[ "$PATCH_ITERS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bootstrap.sh: --patch-iters needs a positive whole number, not '$PATCH_ITERS'" >&2; exit 2
+fi
 [ -n "$JOBS" ] && TRAIN_FLAGS+=(--jobs "$JOBS")
 DATA_FLAGS=()
 [ -n "$DATA" ] && DATA_FLAGS=(--data "$DATA")
@@ -131,8 +138,10 @@ for L in $LEVELS; do
     fi
     if selected "train$L"; then
         banner "train$L" "level-$L nets trained by caffe"
+        LEVEL_FLAGS=()
+        if [ "$L" != 1 ] && [ -n "$PATCH_ITERS" ]; then LEVEL_FLAGS=(--iters "$PATCH_ITERS"); fi
         $PY -m model.train --level "$L" --model-root "$MODEL" --hdf5-root "$HDF5" --log-dir "$LOGS" \
-            "${TRAIN_FLAGS[@]}" "${FORCE[@]}"
+            "${TRAIN_FLAGS[@]}" "${LEVEL_FLAGS[@]}" "${FORCE[@]}"
         $PY -m common.caffelog --level "$L" --log-dir "$LOGS"
     fi
 done

@@ -12,11 +12,15 @@ from common.paths import ROOT
 
 def test_quick_pipeline_end_to_end(tmp_path):
     out = tmp_path / "quick"
-    run = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
+    # --patch-iters: levels 2-3 train 200 iterations, level 1 keeps --quick's 300.
+    run = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out), "--patch-iters", "200"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for spec in NETS:
         assert (out / "model" / spec.key / "weights.caffemodel").stat().st_size > 1000
+        iters = 300 if spec.level == 1 else 200
+        assert f"max_iter: {iters}\n" in (out / "model" / spec.key / "solver.prototxt").read_text()
+        assert f"[{spec.key}] done: {iters} iterations" in run.stdout
         assert (out / "log" / f"{spec.key}.csv").is_file()
         # Level 3 starts from level 2's trained net of the same point (common/nets.py).
         start = f"--weights={out / 'model' / f'2_{spec.starts_from}' / 'weights.caffemodel'}"
@@ -46,3 +50,9 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("trained already") == len(NETS)
     assert "complete, skipped" in again.stdout
+
+
+def test_patch_iters_must_be_a_number():
+    run = subprocess.run([str(ROOT / "bootstrap.sh"), "--patch-iters", "20k"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--patch-iters needs a positive whole number" in run.stderr
