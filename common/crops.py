@@ -56,10 +56,11 @@ def net_input(gray: np.ndarray, box: Box, spec: CascadeNet, angle: float = 0.0) 
     return standardise(box.crop(gray, spec.width, spec.height, angle))
 
 
-def net_target(box: Box, points: np.ndarray, spec: CascadeNet, angle: float = 0.0) -> np.ndarray:
+def net_target(box: Box, points: np.ndarray, spec: CascadeNet, angle: float = 0.0,
+               rotation: np.ndarray | None = None) -> np.ndarray:
     """The net's points relative to its crop box, flattened as x1 y1 x2 y2 ... (float32)."""
     chosen = np.asarray(points)[list(spec.point_indices)]
-    return box.to_relative(chosen, angle).astype(np.float32).ravel()
+    return box.to_relative(chosen, angle, rotation).astype(np.float32).ravel()
 
 
 def net_sample(gray: np.ndarray, box: Box, spec: CascadeNet, points: np.ndarray,
@@ -68,6 +69,4 @@ def net_sample(gray: np.ndarray, box: Box, spec: CascadeNet, points: np.ndarray,
     target share one rotation matrix (the numbers of net_input and net_target, for less work;
     `standardise_all` of the crops gives net_input's values bit for bit)."""
     rotation = box.rotation(angle) if angle else None
-    crop = box.crop(gray, spec.width, spec.height, angle, rotation)
-    chosen = np.asarray(points)[list(spec.point_indices)]
-    return crop, box.to_relative(chosen, angle, rotation).astype(np.float32).ravel()
+    return box.crop(gray, spec.width, spec.height, angle, rotation), net_target(box, points, spec, angle, rotation)

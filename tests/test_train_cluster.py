@@ -136,7 +136,9 @@ with open(os.environ["FAKE_CAFFE_LOG"], "a") as log:
 """
 
 
-def test_gpu_list_one_caffe_process_per_gpu(tmp_path, level1_hdf5, monkeypatch, capsys):
+def train_level1_with_fake_caffe(tmp_path, level1_hdf5, monkeypatch, *flags) -> tuple[int, list[dict]]:
+    """model.train --level 1 --quick FLAGS driving FAKE_CAFFE: the exit code and what each
+    stand-in process recorded."""
     caffe = tmp_path / "caffe"
     caffe.write_text(FAKE_CAFFE.format(python=sys.executable))
     caffe.chmod(0o755)
@@ -144,16 +146,20 @@ def test_gpu_list_one_caffe_process_per_gpu(tmp_path, level1_hdf5, monkeypatch, 
     monkeypatch.setenv("FAKE_CAFFE_LOG", str(runs))
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
-        code = model_train.main(["--level", "1", "--gpu", "0,1", "--quick", "--model-root", str(tmp_path / "model"),
+        code = model_train.main(["--level", "1", *flags, "--quick", "--model-root", str(tmp_path / "model"),
                                  "--hdf5-root", str(level1_hdf5), "--log-dir", str(tmp_path / "log"),
                                  "--progress-every", "100"], caffe=str(caffe))
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])
+    return code, [json.loads(line) for line in runs.read_text().splitlines()] if runs.exists() else []
+
+
+def test_gpu_list_one_caffe_process_per_gpu(tmp_path, level1_hdf5, monkeypatch, capsys):
+    code, records = train_level1_with_fake_caffe(tmp_path, level1_hdf5, monkeypatch, "--gpu", "0,1")
     out = capsys.readouterr().out
     assert code == 0, out
     assert "2 at a time, on GPU 0,1" in out
-    records = [json.loads(line) for line in runs.read_text().splitlines()]
     keys = [re.search(r"model/(\d_\w+)/solver", " ".join(r["args"])).group(1) for r in records]
     assert sorted(keys) == sorted(s.key for s in nettable.of_level(1))
     by_gpu: dict[str, list] = {}
@@ -174,25 +180,12 @@ def test_gpu_list_one_caffe_process_per_gpu(tmp_path, level1_hdf5, monkeypatch, 
 def test_level1_on_two_cores_f1_keeps_a_core(tmp_path, level1_hdf5, monkeypatch, capsys):
     """Three level-1 processes on two cores: F1 (the most work) at full priority, EN1 and NM1 at
     a lower one, each in its process and its scheduling group."""
-    caffe = tmp_path / "caffe"
-    caffe.write_text(FAKE_CAFFE.format(python=sys.executable))
-    caffe.chmod(0o755)
-    runs = tmp_path / "runs.jsonl"
-    monkeypatch.setenv("FAKE_CAFFE_LOG", str(runs))
     monkeypatch.setattr(model_train.os, "cpu_count", lambda: 2)
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        code = model_train.main(["--level", "1", "--quick", "--model-root", str(tmp_path / "model"),
-                                 "--hdf5-root", str(level1_hdf5), "--log-dir", str(tmp_path / "log"),
-                                 "--progress-every", "100"], caffe=str(caffe))
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
+    code, runs = train_level1_with_fake_caffe(tmp_path, level1_hdf5, monkeypatch)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "3 at a time" in out and "1_F1 keeps a core (the most work); 1_EN1, 1_NM1 share" in out
-    records = {re.search(r"model/(\d_\w+)/solver", " ".join(r["args"])).group(1): r
-               for r in map(json.loads, runs.read_text().splitlines())}
+    records = {re.search(r"model/(\d_\w+)/solver", " ".join(r["args"])).group(1): r for r in runs}
     base = os.getpriority(os.PRIO_PROCESS, 0)
     expected = {"1_F1": 0, "1_EN1": model_train.SHARED_CORE_NICE, "1_NM1": model_train.SHARED_CORE_NICE}
     for key, nice in expected.items():
