@@ -57,6 +57,9 @@ done
 for s in "$ONLY" "$FROM"; do
     [ -z "$s" ] || [[ " ${STEPS[*]} " == *" $s "* ]] || { echo "bootstrap.sh: unknown step '$s'; steps: ${STEPS[*]}" >&2; exit 2; }
 done
+if [ -n "$PATCH_ITERS" ] && ! [[ "$PATCH_ITERS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bootstrap.sh: --patch-iters needs a positive whole number, not '$PATCH_ITERS'" >&2; exit 2
+fi
 
 PY=.venv/bin/python
 MODEL=model; HDF5=dataset/hdf5; LOGS=log; RESULT=result
@@ -71,9 +74,6 @@ if [ -n "$OUT" ]; then
 fi
 [ -n "$GPU" ] && SOLVER_FLAGS+=(--gpu "$GPU")
 TRAIN_FLAGS=("${SOLVER_FLAGS[@]}")
-if [ -n "$PATCH_ITERS" ] && ! [[ "$PATCH_ITERS" =~ ^[1-9][0-9]*$ ]]; then
-    echo "bootstrap.sh: --patch-iters needs a positive whole number, not '$PATCH_ITERS'" >&2; exit 2
-fi
 [ -n "$JOBS" ] && TRAIN_FLAGS+=(--jobs "$JOBS")
 DATA_FLAGS=()
 [ -n "$DATA" ] && DATA_FLAGS=(--data "$DATA")

@@ -74,14 +74,13 @@ def face_variants(job: Job, index: int, face: FaceSample, estimates: np.ndarray 
     """The job's variants of one face (the face itself, its mirror image, then random ones),
     drawn from the face's own random stream: the same whichever worker builds it."""
     rng = np.random.default_rng([job.seed, index])
+    mirrored_box = face.mirrored(image_width).box
+    mirrored_est = None if estimates is None else mirror_points(estimates, image_width)
     out = []
     for v in range(job.variants):
         mirror = v == 1 or (v >= 2 and rng.random() < 0.5)
         random_variant = v >= 2
-        box, est = face.box, estimates
-        if mirror:
-            box = face.mirrored(image_width).box
-            est = None if estimates is None else mirror_points(estimates, image_width)
+        box, est = (mirrored_box, mirrored_est) if mirror else (face.box, estimates)
         angle = 0.0
         if random_variant:
             j = job.jitter
