@@ -33,11 +33,13 @@ Options:
   --jobs N       Caffe processes at once (default: one per core)
   --patch-iters N  levels 2-3 train N iterations a net instead of 40000 (20000: the
                  pipeline about 9.5 minutes shorter on 2 cores, level 3 1.09% -> 1.11%)
+  --loss KIND    training loss of every net: euclidean (the default: Caffe's EuclideanLoss,
+                 squared error), distance (mean point distance) or l1 (mean absolute error)
   -h, --help     this text
 EOF
 }
 
-DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""; PATCH_ITERS=""
+DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""; PATCH_ITERS=""; LOSS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --data) DATA="${2:?--data needs a folder}"; shift 2 ;;
@@ -50,6 +52,8 @@ while [ $# -gt 0 ]; do
         --jobs) JOBS="${2:?--jobs needs a number}"; shift 2 ;;
         --patch-iters) PATCH_ITERS="${2:?--patch-iters needs a number}"; shift 2 ;;
         --patch-iters=*) PATCH_ITERS="${1#*=}"; shift ;;
+        --loss) LOSS="${2:?--loss needs euclidean, distance or l1}"; shift 2 ;;
+        --loss=*) LOSS="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bootstrap.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -60,6 +64,10 @@ done
 if [ -n "$PATCH_ITERS" ] && ! [[ "$PATCH_ITERS" =~ ^[1-9][0-9]*$ ]]; then
     echo "bootstrap.sh: --patch-iters needs a positive whole number, not '$PATCH_ITERS'" >&2; exit 2
 fi
+case "$LOSS" in
+    ""|euclidean|distance|l1) ;;
+    *) echo "bootstrap.sh: --loss is euclidean, distance or l1, not '$LOSS'" >&2; exit 2 ;;
+esac
 
 PY=.venv/bin/python
 MODEL=model; HDF5=dataset/hdf5; LOGS=log; RESULT=result
@@ -73,6 +81,7 @@ if [ -n "$OUT" ]; then
     MODEL="$OUT/model"; HDF5="$OUT/hdf5"; LOGS="$OUT/log"; RESULT="$OUT/result"
 fi
 [ -n "$GPU" ] && SOLVER_FLAGS+=(--gpu "$GPU")
+[ -n "$LOSS" ] && SOLVER_FLAGS+=(--loss "$LOSS")
 TRAIN_FLAGS=("${SOLVER_FLAGS[@]}")
 [ -n "$JOBS" ] && TRAIN_FLAGS+=(--jobs "$JOBS")
 DATA_FLAGS=()

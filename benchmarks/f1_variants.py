@@ -1,12 +1,13 @@
 """F1 alone under today's recipe at one fixed budget, four ways: ReLU or the paper's abs(tanh),
 convolution weights shared over the whole map or the paper's locally shared regions
-(`--local-share`). Each variant is trained by `python -m model.train --nets F1` (the real
+(`--local-share`); or, named with --variants, ReLU trained on another loss (relu-distance,
+relu-l1: model.train --loss). Each variant is trained by `python -m model.train --nets F1` (the real
 `caffe train`, single-threaded, --jobs at once) on the same level-1 HDF5 data, then F1 alone is
 evaluated on the test split (common.evaluate; EN1 and NM1 are the released ones, which F1
 alone does not use).
 
     .venv/bin/python benchmarks/f1_variants.py --hdf5-root dataset/hdf5 [--iters 10000] [--jobs 2]
-        [--variants relu abstanh relu-local abstanh-local] [--out build/f1_variants] [--json FILE]
+        [--variants relu abstanh relu-local abstanh-local relu-distance relu-l1] [--out build/f1_variants] [--json FILE]
 
 Needs the level-1 data (`./bootstrap.sh --only data1`, or the HDF5 folder of a bootstrap --out
 run). Interrupted runs resume: model.train continues each net from its newest snapshot, and
@@ -34,7 +35,11 @@ VARIANTS = {
     "abstanh": ["--act", "abstanh"],
     "relu-local": ["--act", "relu", "--local-share"],
     "abstanh-local": ["--act", "abstanh", "--local-share"],
+    # the training loss (ReLU, shared weights): mean point distance, mean absolute error
+    "relu-distance": ["--act", "relu", "--loss", "distance"],
+    "relu-l1": ["--act", "relu", "--loss", "l1"],
 }
+DEFAULT_VARIANTS = ["relu", "abstanh", "relu-local", "abstanh-local"]
 
 
 def train(variant: str, iters: int, hdf5_root: Path, out: Path) -> tuple[int, str]:
@@ -50,7 +55,7 @@ def train(variant: str, iters: int, hdf5_root: Path, out: Path) -> tuple[int, st
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iters", type=int, default=10000, help="iterations per variant (default 10000)")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS)
     p.add_argument("--hdf5-root", type=Path, default=HDF5_DIR, help="level-1 HDF5 data (default dataset/hdf5)")
     p.add_argument("--data", type=Path, help="data set folder, for the test list (default as evaluate)")
     p.add_argument("--out", type=Path, default=ROOT / "build" / "f1_variants")

@@ -170,7 +170,7 @@ def _draw(ax, rows: list[Row], title: str) -> None:
     ax.set_yscale("log")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("iteration", fontsize=8)
-    ax.set_ylabel("Euclidean loss", fontsize=8)
+    ax.set_ylabel("training loss", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(True, which="both", alpha=0.3)
     if tr or te:

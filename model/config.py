@@ -30,6 +30,12 @@ class SolverSettings:
     # has one; F1's S0), built from Slice + Convolution + Concat: a net option, rendered with
     # the solver's settings so that one flag reaches training and the deploy file alike.
     local_share: bool = False
+    # Training loss: "euclidean" (Caffe's EuclideanLoss, squared error), "distance" (mean
+    # Euclidean distance per point: what the evaluation measures) or "l1" (mean absolute
+    # coordinate error), the last two built from BVLC Caffe's own layers; the deploy net has no
+    # loss. distance helps F1 alone (1.53 -> 1.47%) but not the cascade: with it at every level,
+    # level 3 1.092 -> 1.100% (README, "Training recipe, and why").
+    loss: str = "euclidean"
 
     @property
     def stepvalues(self) -> list[int]:
@@ -56,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-interval", type=int, help="test every N iterations")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--act", choices=["relu", "abstanh"], help="activation")
+    g.add_argument("--loss", choices=["euclidean", "distance", "l1"],
+                   help="training loss: squared error (Caffe's EuclideanLoss), mean point distance, "
+                        "or mean absolute coordinate error")
     g.add_argument("--local-share", action="store_true",
                    help="the paper's locally shared convolution weights (S0, i.e. F1: 2x2, 2x2, 3x3 and 1x1 "
                         "regions in conv1-4; the other shapes share globally as before)")
@@ -83,7 +92,8 @@ def solver_flags(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--iters", args.iters), ("--lr", args.lr), ("--batch", args.batch),
                         ("--weight-decay", args.weight_decay), ("--solver-type", args.solver_type),
                         ("--snapshot", args.snapshot), ("--test-interval", args.test_interval),
-                        ("--seed", args.seed), ("--act", args.act)):
+                        ("--seed", args.seed), ("--act", args.act),
+                        ("--loss", getattr(args, "loss", None))):
         if value is not None:
             flags += [flag, str(value)]
     if getattr(args, "local_share", False):
@@ -102,6 +112,7 @@ def settings_for(level: int, args: argparse.Namespace | None = None) -> SolverSe
     over = {"max_iter": args.iters, "base_lr": args.lr, "batch_size": args.batch,
             "type": args.solver_type, "weight_decay": args.weight_decay, "snapshot": args.snapshot,
             "test_interval": args.test_interval, "seed": args.seed, "act": args.act,
+            "loss": getattr(args, "loss", None),
             "local_share": getattr(args, "local_share", False) or None}
     s = replace(s, **{k: v for k, v in over.items() if v is not None})
     if args.gpu:  # the first GPU; model.train gives each caffe process its own (train.py)

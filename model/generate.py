@@ -22,6 +22,7 @@ from common.nets import CascadeNet
 from common.paths import HDF5_DIR, MODEL_DIR, rel
 from model.config import SolverSettings, add_arguments, settings_for
 
+LOSSES = ("euclidean", "distance", "l1")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
                           lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -67,12 +68,15 @@ def _tidy(text: str) -> str:
 def render_net(spec: CascadeNet, settings: SolverSettings, model_root: Path = MODEL_DIR,
                hdf5_root: Path = HDF5_DIR) -> Path:
     """Write the three prototxt files of one net; returns its folder."""
+    if settings.loss not in LOSSES:
+        raise ValueError(f"unknown loss {settings.loss!r}: one of {', '.join(LOSSES)}")
     out = net_dir(spec, model_root)
     (out / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
     hdf5 = hdf5_dir(spec, hdf5_root)
     n_test = _test_count(hdf5)
     test_iter = math.ceil(n_test / settings.test_batch_size) if n_test else 10
     ctx = dict(net=spec, template=spec.template, act=settings.act, local=settings.local_share,
+               loss=settings.loss,
                batch_size=settings.batch_size,
                test_batch_size=settings.test_batch_size,
                train_source=rel(hdf5 / "train.txt"), test_source=rel(hdf5 / "test.txt"))

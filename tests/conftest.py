@@ -24,6 +24,22 @@ VARIANTS = 3                          # training samples per face in the session
 TRAIN_ITERS = 300                     # iterations of each session-trained level-1 net
 
 
+def training_loss(kind: str, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """(loss, d loss / d out) of the training loss `kind` (model/config.py `loss`) over a batch,
+    from its definition, in float64: what the train net's "loss" top should hold."""
+    d = np.asarray(out, dtype=np.float64) - target
+    n = len(d)
+    if kind == "euclidean":
+        return float((d ** 2).sum() / (2 * n)), d / n
+    if kind == "l1":
+        return float(np.abs(d).mean()), np.sign(d) / d.size
+    if kind == "distance":
+        xy = d.reshape(n, -1, 2)
+        dist = np.sqrt((xy ** 2).sum(axis=2) + 1e-8)
+        return float(dist.mean()), (xy / dist[..., None] / dist.size).reshape(d.shape)
+    raise ValueError(kind)
+
+
 def run_module(module: str, *args, timeout: float = 240, check: bool = True,
                env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m module args` from the project root, output captured; with `check`, a failure

@@ -56,3 +56,20 @@ def test_patch_iters_must_be_a_number():
     run = subprocess.run([str(ROOT / "bootstrap.sh"), "--patch-iters", "20k"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--patch-iters needs a positive whole number" in run.stderr
+
+
+def test_loss_must_be_known():
+    run = subprocess.run([str(ROOT / "bootstrap.sh"), "--loss", "huber"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--loss is euclidean, distance or l1, not 'huber'" in run.stderr
+
+
+def test_loss_reaches_the_nets(tmp_path):
+    """--loss reaches every net's training prototxt; the default is Caffe's EuclideanLoss."""
+    for flags, wanted in (([], 'type: "EuclideanLoss"'), (["--loss", "distance"], 'name: "dist" type: "Power"')):
+        out = tmp_path / (flags[-1] if flags else "default")
+        run = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out), "--only", "prototxt", *flags],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        for spec in NETS:
+            assert wanted in (out / "model" / spec.key / "train.prototxt").read_text(), spec.key

@@ -1,5 +1,5 @@
-"""Caffe and OpenCV run the same net: the Euclidean loss `caffe test` reports on a test HDF5 file
-equals the loss computed from OpenCV-DNN outputs (deploy.prototxt + the same weights), as used
+"""Caffe and OpenCV run the same net: the training loss (model/config.py `loss`) `caffe test`
+reports on a test HDF5 file equals that loss computed from OpenCV-DNN outputs (deploy.prototxt + the same weights), as used
 by common.cascade."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from common.caffe_tools import caffe_command
 from common.cascade import Cascade
 from common.nets import by_name
 from common.paths import ROOT
+from conftest import training_loss
 from model.config import settings_for
 from model.generate import render_net
 
@@ -49,8 +50,8 @@ def test_caffe_and_opencv_agree_on_loss(tmp_path, trained_level1, name):
     cascade = Cascade(trained_level1.model_root, levels=1)
     out = cascade.forward(spec, x[:, 0])
     assert out.shape == (len(x), spec.n_outputs)
-    per_batch = [float(((out[i:i + BATCH] - y[i:i + BATCH]) ** 2).sum() / (2 * BATCH))
-                 for i in range(0, len(x), BATCH)]
+    kind = settings_for(1).loss
+    per_batch = [training_loss(kind, out[i:i + BATCH], y[i:i + BATCH])[0] for i in range(0, len(x), BATCH)]
     ours = float(np.mean(per_batch))
     print(f"{name}: caffe test loss {caffe_loss:.6g}, OpenCV {ours:.6g}")
     assert ours == pytest.approx(caffe_loss, rel=1e-4)

@@ -229,3 +229,13 @@ def test_slurm_script_passes_random_init_to_the_training_tasks(tmp_path):
         assert ("--random-init" in train_call) == expected
         assert "--random-init" not in generate_call
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_slurm_script_passes_the_loss_to_generate_and_train(tmp_path):
+    script = tmp_path / "train.sh"
+    run_module("model.train", "--slurm", script, "--data", SAMPLE_DATA, "--loss", "distance")
+    text = script.read_text()
+    train_call = re.search(r"-m model\.train --nets .*\n.*\n", text).group(0)
+    generate_call = next(line for line in text.splitlines() if "-m model.generate" in line)
+    assert "--loss distance" in train_call and "--loss distance" in generate_call
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
