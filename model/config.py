@@ -6,6 +6,9 @@ import argparse
 from dataclasses import dataclass, replace
 
 
+LOSSES = ("euclidean", "distance", "l1")   # the training losses layers.j2 can build
+
+
 @dataclass(frozen=True)
 class SolverSettings:
     type: str = "Adam"
@@ -62,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-interval", type=int, help="test every N iterations")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--act", choices=["relu", "abstanh"], help="activation")
-    g.add_argument("--loss", choices=["euclidean", "distance", "l1"],
+    g.add_argument("--loss", choices=LOSSES,
                    help="training loss: squared error (Caffe's EuclideanLoss), mean point distance, "
                         "or mean absolute coordinate error")
     g.add_argument("--local-share", action="store_true",

@@ -20,9 +20,8 @@ from common.console import log_to_console
 from common.netfiles import DEPLOY, SNAPSHOTS, SOLVER, TRAIN_NET, hdf5_dir, net_dir, resolve_model
 from common.nets import CascadeNet
 from common.paths import HDF5_DIR, MODEL_DIR, rel
-from model.config import SolverSettings, add_arguments, settings_for
+from model.config import LOSSES, SolverSettings, add_arguments, settings_for
 
-LOSSES = ("euclidean", "distance", "l1")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
                           lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)

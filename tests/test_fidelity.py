@@ -1,6 +1,6 @@
 """Caffe and OpenCV run the same net: the training loss (model/config.py `loss`) `caffe test`
-reports on a test HDF5 file equals that loss computed from OpenCV-DNN outputs (deploy.prototxt + the same weights), as used
-by common.cascade."""
+reports on a test HDF5 file equals that loss computed from OpenCV-DNN outputs (deploy.prototxt
++ the same weights), as used by common.cascade."""
 from __future__ import annotations
 
 import re

@@ -74,7 +74,7 @@ def test_render_net_writes_prototxt(tmp_path, level1_hdf5):
         assert str(level1_hdf5 / spec.key / "train.txt") in train
         assert str(level1_hdf5 / spec.key / "test.txt") in train
         assert f"dim: 1 dim: 1 dim: {spec.height} dim: {spec.width}" in deploy
-        assert "HDF5Data" not in deploy and "HDF5Data" in train and "loss" in train and "loss" not in deploy
+        assert "HDF5Data" not in deploy and "EuclideanLoss" in train
         assert f"num_output: {spec.n_outputs}\n" in deploy
         assert f'net: "{out / "train.prototxt"}"' in solver
         assert "test_iter: 1\n" in solver  # 100 test faces, batch 100 (from meta.json)
