@@ -13,13 +13,13 @@ import pytest
 from common.caffe_tools import import_caffe
 from common.nets import by_name
 from conftest import run_module, training_loss
-from model.config import settings_for
+from model.config import LOSSES, settings_for
 from model.generate import render_net
 
 F1 = by_name("F1")
 
 
-@pytest.mark.parametrize("loss", ["euclidean", "distance", "l1"])
+@pytest.mark.parametrize("loss", LOSSES)
 def test_loss_layers_compute_their_definition(tmp_path, level1_hdf5, loss):
     caffe = import_caffe()
     caffe.set_random_seed(3)
@@ -39,7 +39,7 @@ def test_loss_layers_compute_their_definition(tmp_path, level1_hdf5, loss):
 
 def test_losses_give_the_same_deploy_net(tmp_path):
     deploys = {render_net(F1, replace(settings_for(1), loss=loss), tmp_path / loss, tmp_path / "hdf5")
-               .joinpath("deploy.prototxt").read_text() for loss in ("euclidean", "distance", "l1")}
+               .joinpath("deploy.prototxt").read_text() for loss in LOSSES}
     assert len(deploys) == 1
 
 
