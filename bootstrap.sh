@@ -36,6 +36,9 @@ Options:
   --loss KIND    training loss of every net: euclidean (the default: Caffe's EuclideanLoss,
                  squared error), distance (mean point distance) or l1 (mean absolute error)
   -h, --help     this text
+
+Environment: DEEP_LANDMARK_CONV_COLUMNS=1 makes Caffe convolve image by image in BVLC Caffe's
+order (slower; the released weights bit for bit; README "Training time").
 EOF
 }
 

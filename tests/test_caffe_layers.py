@@ -1,9 +1,11 @@
-"""The layers that scripts/caffe/04-cpu-training-speed.patch makes faster still compute what Caffe's
-definitions say: convolution (the fast im2col/col2im path without padding at unit stride, and the
+"""The layers that scripts/caffe/04-cpu-training-speed.patch and 05-batched-convolution-and-pooling.patch
+make faster still compute what Caffe's definitions say: convolution (the fast im2col/col2im path without padding at unit stride, and the
 general path with padding), in-place ReLU and 2x2 max pooling (whole windows, and the clipped
 windows at an odd map's edge), forward and backward, against numpy written from the definitions.
 Pooling is also given small integers, so that its windows hold ties: Caffe sends the gradient to
-the first maximum in row-major order, and so must the patched loop."""
+the first maximum in row-major order, and so must the patched loop. A second net takes the paths
+of patch 05: convolution over groups of images (a batch that does not divide into whole groups)
+and pooling over 2x2 windows that tile the map."""
 from __future__ import annotations
 
 import numpy as np
@@ -135,3 +137,64 @@ def test_patched_layers_match_their_definitions(net):
     np.testing.assert_allclose(net.params["conv_b"][1].diff, dbb, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(net.blobs["data"].diff, dx_a + dx_b, rtol=1e-4, atol=1e-4)
     assert np.abs(dx_a).max() > 0.1 and np.abs(dx_b).max() > 0.1
+
+
+# Patch 05: 8x8 outputs are 64 positions, so the convolution multiplies 4 images at a time (about
+# 256 columns) and the batch of 5 ends with a group of one; its 8x8 map and the 8x6 ties pool
+# in whole 2x2 windows that tile the map.
+TILED_NET = """
+name: "tiled"
+force_backward: true
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 5 dim: 3 dim: 10 dim: 10 } } }
+layer { name: "ties" type: "Input" top: "ties" input_param { shape { dim: 5 dim: 2 dim: 8 dim: 6 } } }
+layer { name: "pool_t" type: "Pooling" bottom: "ties" top: "pool_t" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer {
+  name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 6 kernel_size: 3 weight_filler { type: "gaussian" std: 0.5 }
+                      bias_filler { type: "constant" value: 0.1 } }
+}
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"""
+
+
+def test_grouped_convolution_and_tiled_pooling_match_their_definitions(tmp_path):
+    caffe = import_caffe()
+    path = tmp_path / "tiled.prototxt"
+    path.write_text(TILED_NET)
+    caffe.set_random_seed(11)
+    net = caffe.Net(str(path), caffe.TRAIN)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(5, 3, 10, 10))
+    ties = rng.integers(-2, 3, size=(5, 2, 8, 6)).astype(np.float64)
+    net.blobs["data"].data[...] = x
+    net.blobs["ties"].data[...] = ties
+    net.forward()
+    w, b = (net.params["conv"][i].data.astype(np.float64) for i in (0, 1))
+
+    relu = np.maximum(conv(x, w, b, pad=0), 0)
+    pooled, arg = max_pool(relu)
+    assert pooled.shape == (5, 6, 4, 4)
+    np.testing.assert_allclose(net.blobs["conv"].data, relu, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(net.blobs["pool"].data, pooled, rtol=1e-5, atol=1e-5)
+    pooled_t, arg_t = max_pool(ties)
+    np.testing.assert_array_equal(net.blobs["pool_t"].data, pooled_t)
+    windows = ties.reshape(5, 2, 4, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4)
+    assert sum(len(set(row)) < 4 for row in windows.tolist()) > 20
+
+    net.params["conv"][0].diff[...] = 0
+    net.params["conv"][1].diff[...] = 0
+    g_pool, g_t = rng.normal(size=pooled.shape), rng.normal(size=pooled_t.shape)
+    net.backward(pool=g_pool, pool_t=g_t)
+
+    d_ties = np.zeros_like(ties).reshape(5, 2, -1)
+    np.put_along_axis(d_ties, arg_t.reshape(5, 2, -1), g_t.reshape(5, 2, -1), axis=2)
+    np.testing.assert_allclose(net.blobs["ties"].diff, d_ties.reshape(ties.shape), rtol=1e-6, atol=1e-6)
+    g_relu = np.zeros_like(relu).reshape(5, 6, -1)
+    np.put_along_axis(g_relu, arg.reshape(5, 6, -1), g_pool.reshape(5, 6, -1), axis=2)
+    dx, dw, db = conv_backward(x, w, g_relu.reshape(relu.shape) * (relu > 0), pad=0)
+    np.testing.assert_allclose(net.params["conv"][0].diff, dw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(net.params["conv"][1].diff, db, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(net.blobs["data"].diff, dx, rtol=1e-4, atol=1e-4)
+    # The last image (a group of its own) has gradients like the others.
+    assert np.abs(net.blobs["data"].diff[4]).max() > 0.1
