@@ -8,6 +8,11 @@ of patch 05: convolution over groups of images (a batch that does not divide int
 and pooling over 2x2 windows that tile the map."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -198,3 +203,14 @@ def test_grouped_convolution_and_tiled_pooling_match_their_definitions(tmp_path)
     np.testing.assert_allclose(net.blobs["data"].diff, dx, rtol=1e-4, atol=1e-4)
     # The last image (a group of its own) has gradients like the others.
     assert np.abs(net.blobs["data"].diff[4]).max() > 0.1
+
+
+def test_image_by_image_order_matches_its_definitions_too():
+    """DEEP_LANDMARK_CONV_COLUMNS=1 (read once per process, hence a process of its own):
+    one image per product, BVLC Caffe's order, for reproducing weights trained before patch 05."""
+    test = f"{Path(__file__).resolve()}::test_grouped_convolution_and_tiled_pooling_match_their_definitions"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                          env=dict(os.environ, DEEP_LANDMARK_CONV_COLUMNS="1"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
