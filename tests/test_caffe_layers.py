@@ -1,6 +1,7 @@
-"""The layers that scripts/caffe/04-cpu-training-speed.patch and 05-batched-convolution-and-pooling.patch
-make faster still compute what Caffe's definitions say: convolution (the fast im2col/col2im path without padding at unit stride, and the
-general path with padding), in-place ReLU and 2x2 max pooling (whole windows, and the clipped
+"""The layers that scripts/caffe/04-cpu-training-speed.patch and
+05-batched-convolution-and-pooling.patch make faster still compute what Caffe's definitions say:
+convolution (the fast im2col/col2im path without padding at unit stride, and the general path
+with padding), in-place ReLU and 2x2 max pooling (whole windows, and the clipped
 windows at an odd map's edge), forward and backward, against numpy written from the definitions.
 Pooling is also given small integers, so that its windows hold ties: Caffe sends the gradient to
 the first maximum in row-major order, and so must the patched loop. A second net takes the paths
@@ -84,6 +85,22 @@ def max_pool(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, arg
 
 
+def max_pool_backward(x: np.ndarray, arg: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Gradient of max_pool() at x for the pooled gradient g: each g on its window's first maximum."""
+    n, ch = x.shape[:2]
+    dx = np.zeros_like(x).reshape(n, ch, -1)
+    np.put_along_axis(dx, arg.reshape(n, ch, -1), g.reshape(n, ch, -1), axis=2)
+    return dx.reshape(x.shape)
+
+
+def whole_windows_with_ties(x: np.ndarray) -> int:
+    """How many of x's whole 2x2 windows (a clipped edge window left out) hold equal values."""
+    n, ch, h, w = x.shape
+    whole = x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(n, ch, h // 2, 2, w // 2, 2)
+    windows = whole.transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4)
+    return sum(len(set(row)) < 4 for row in windows.tolist())
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     caffe = import_caffe()
@@ -122,18 +139,12 @@ def test_patched_layers_match_their_definitions(net):
     net.backward(pool_a=g_pool, conv_b=g_b, pool_t=g_t)
 
     # Ties: the gradient lands on the first maximum of each window (edge windows clipped).
-    d_ties = np.zeros_like(ties).reshape(2, 3, -1)
-    np.put_along_axis(d_ties, arg_t.reshape(2, 3, -1), g_t.reshape(2, 3, -1), axis=2)
-    ties_in_windows = sum(len(set(w)) < len(w) for w in
-                          ties[:, :, :6, :8].reshape(2, 3, 3, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4).tolist())
-    assert ties_in_windows > 20
-    np.testing.assert_allclose(net.blobs["ties"].diff, d_ties.reshape(ties.shape), rtol=1e-6, atol=1e-6)
+    assert whole_windows_with_ties(ties) > 20
+    np.testing.assert_allclose(net.blobs["ties"].diff, max_pool_backward(ties, arg_t, g_t), rtol=1e-6, atol=1e-6)
 
     # Max pooling sends each gradient to its window's first maximum; ReLU stops it where the
     # activation is 0.
-    g_relu = np.zeros_like(relu_a).reshape(2, 4, -1)
-    np.put_along_axis(g_relu, arg.reshape(2, 4, -1), g_pool.reshape(2, 4, -1), axis=2)
-    g_conv_a = g_relu.reshape(relu_a.shape) * (relu_a > 0)
+    g_conv_a = max_pool_backward(relu_a, arg, g_pool) * (relu_a > 0)
     dx_a, dwa, dba = conv_backward(x, wa, g_conv_a, pad=0)
     dx_b, dwb, dbb = conv_backward(x, wb, g_b, pad=1)
     np.testing.assert_allclose(net.params["conv_a"][0].diff, dwa, rtol=1e-4, atol=1e-4)
@@ -184,20 +195,15 @@ def test_grouped_convolution_and_tiled_pooling_match_their_definitions(tmp_path)
     np.testing.assert_allclose(net.blobs["pool"].data, pooled, rtol=1e-5, atol=1e-5)
     pooled_t, arg_t = max_pool(ties)
     np.testing.assert_array_equal(net.blobs["pool_t"].data, pooled_t)
-    windows = ties.reshape(5, 2, 4, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4)
-    assert sum(len(set(row)) < 4 for row in windows.tolist()) > 20
+    assert whole_windows_with_ties(ties) > 20
 
     net.params["conv"][0].diff[...] = 0
     net.params["conv"][1].diff[...] = 0
     g_pool, g_t = rng.normal(size=pooled.shape), rng.normal(size=pooled_t.shape)
     net.backward(pool=g_pool, pool_t=g_t)
 
-    d_ties = np.zeros_like(ties).reshape(5, 2, -1)
-    np.put_along_axis(d_ties, arg_t.reshape(5, 2, -1), g_t.reshape(5, 2, -1), axis=2)
-    np.testing.assert_allclose(net.blobs["ties"].diff, d_ties.reshape(ties.shape), rtol=1e-6, atol=1e-6)
-    g_relu = np.zeros_like(relu).reshape(5, 6, -1)
-    np.put_along_axis(g_relu, arg.reshape(5, 6, -1), g_pool.reshape(5, 6, -1), axis=2)
-    dx, dw, db = conv_backward(x, w, g_relu.reshape(relu.shape) * (relu > 0), pad=0)
+    np.testing.assert_allclose(net.blobs["ties"].diff, max_pool_backward(ties, arg_t, g_t), rtol=1e-6, atol=1e-6)
+    dx, dw, db = conv_backward(x, w, max_pool_backward(relu, arg, g_pool) * (relu > 0), pad=0)
     np.testing.assert_allclose(net.params["conv"][0].diff, dw, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(net.params["conv"][1].diff, db, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(net.blobs["data"].diff, dx, rtol=1e-4, atol=1e-4)
