@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 
+from common import cropkernel
 from common.cascade import Cascade
 from common.listfile import read_list
 from common.netfiles import MODEL_HELP, resolve_model
@@ -53,21 +54,37 @@ def nets_seconds(cascade: Cascade, batch: int, calls: int, rng) -> float:
     return (time.perf_counter() - start) / (calls * batch)
 
 
+def opencv_crops_seconds(cascade: Cascade, grays, boxes, batch: int, calls: int) -> float:
+    """cascade_seconds with the crops cut by OpenCV instead of common/cropkernel.c."""
+    cropkernel.enable(False)
+    try:
+        return cascade_seconds(cascade, grays, boxes, batch, calls)
+    finally:
+        cropkernel.enable(True)
+
+
 def measure(cascade: Cascade, grays, boxes, batch: int, rounds: int, threads: int) -> dict:
     cv2.setNumThreads(threads)
     rng = np.random.default_rng(0)
     calls = max(1, 256 // batch)
+    compare = cropkernel.load() is not None
     cascade_seconds(cascade, grays, boxes, batch, 1)  # warm-up: first calls plan each net
     nets_seconds(cascade, batch, 1, rng)
-    casc, nets = [], []
+    casc, nets, opencv = [], [], []
     for _ in range(rounds):
         nets.append(nets_seconds(cascade, batch, calls, rng))
         casc.append(cascade_seconds(cascade, grays, boxes, batch, calls))
+        if compare:
+            opencv.append(opencv_crops_seconds(cascade, grays, boxes, batch, calls))
     c_ms, n_ms = 1000 * float(np.median(casc)), 1000 * float(np.median(nets))
-    return {"batch": batch, "threads": cv2.getNumThreads(), "rounds": rounds,
-            "cascade_ms_per_face": round(c_ms, 4), "nets_alone_ms_per_face": round(n_ms, 4),
-            "cascade_faces_per_s": round(1000 / c_ms, 1), "nets_alone_faces_per_s": round(1000 / n_ms, 1),
-            "share": round(n_ms / c_ms, 3)}
+    row = {"batch": batch, "threads": cv2.getNumThreads(), "rounds": rounds, "crop_kernel": compare,
+           "cascade_ms_per_face": round(c_ms, 4), "nets_alone_ms_per_face": round(n_ms, 4),
+           "cascade_faces_per_s": round(1000 / c_ms, 1), "nets_alone_faces_per_s": round(1000 / n_ms, 1),
+           "share": round(n_ms / c_ms, 3)}
+    if compare:
+        o_ms = 1000 * float(np.median(opencv))
+        row.update({"opencv_crops_ms_per_face": round(o_ms, 4), "opencv_crops_share": round(n_ms / o_ms, 3)})
+    return row
 
 
 def main() -> int:
@@ -97,6 +114,12 @@ def main() -> int:
         print(f"batch {batch:4d}, {row['threads']} thread(s): cascade {row['cascade_ms_per_face']:.3f} ms/face "
               f"({row['cascade_faces_per_s']:.0f} faces/s); nets alone {row['nets_alone_ms_per_face']:.3f} "
               f"ms/face ({row['nets_alone_faces_per_s']:.0f} faces/s); share {row['share']:.2f}")
+        if "opencv_crops_ms_per_face" in row:
+            print(f"{'':27s}with OpenCV's crops instead of the C loop: cascade {row['opencv_crops_ms_per_face']:.3f} "
+                  f"ms/face, share {row['opencv_crops_share']:.2f} "
+                  f"({row['opencv_crops_ms_per_face'] / row['cascade_ms_per_face']:.2f}x the time)")
+        else:
+            print(f"{'':27s}(crops through OpenCV: common/cropkernel.c is not built or is turned off)")
     if args.json:
         args.json.write_text(json.dumps({"model": rel(cascade.model_root), "levels": cascade.levels,
                                          "mirror": cascade.mirror,

@@ -21,6 +21,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from common import cropkernel
+from common.cropkernel import SourceImages
+
 
 # Boxes.crops hands a thread this many boxes at a time: enough to outweigh the hand-over.
 CROPS_PER_TASK = 64
@@ -219,41 +222,54 @@ class Boxes:
         return np.stack((self.left[..., None] + rel[..., 0] * self.width[..., None],
                          self.top[..., None] + rel[..., 1] * self.height[..., None]), axis=-1)
 
-    def crops(self, images: Sequence[np.ndarray], out_w: int, out_h: int,
+    def crops(self, images: "Sequence[np.ndarray] | SourceImages", out_w: int, out_h: int,
               pool: Executor | None = None) -> np.ndarray:
         """Box.crop of box i from images[i], for every box of a 1-D batch: (N, out_h, out_w),
-        the images' dtype. `pool`: threads to share the boxes among (OpenCV releases the GIL).
+        the images' dtype. `images`: a list, or its SourceImages (made once for several calls).
+        `pool`: threads to share the boxes among (the C loop and OpenCV release Python's lock).
 
         The same two steps as Box.crop with the same matrices, so the same pixels: each box is
-        cut at its own resolution (warpAffine), and the cuts of one size are stacked and shrunk
-        in one INTER_AREA resize (a stack of k equal cuts shrunk to k outputs gives each cut's
-        own shrink: the area cells never straddle two cuts).
+        cut at its own resolution, then shrunk by area averaging. 8-bit gray images go through
+        common/cropkernel.c (OpenCV's arithmetic, one call for many crops); others, or without
+        its build, through OpenCV: the cuts of one size are stacked and shrunk in one INTER_AREA
+        resize (a stack of k equal cuts shrunk to k outputs gives each cut's own shrink: the
+        area cells never straddle two cuts).
         """
+        sources = images if isinstance(images, SourceImages) else SourceImages(images)
         w, h = self.width, self.height
-        mid_w = np.maximum(out_w, np.ceil(w)).astype(int).tolist()
-        mid_h = np.maximum(out_h, np.ceil(h)).astype(int).tolist()
-        sx, sy = np.array(mid_w) / w, np.array(mid_h) / h
+        mid_w = np.maximum(out_w, np.ceil(w)).astype(int)
+        mid_h = np.maximum(out_h, np.ceil(h)).astype(int)
+        sx, sy = mid_w / w, mid_h / h
         mats = np.zeros((len(self), 2, 3))
         mats[:, 0, 0], mats[:, 0, 2] = sx, -self.left * sx - 0.5
         mats[:, 1, 1], mats[:, 1, 2] = sy, -self.top * sy - 0.5
-        dtype = images[0].dtype if len(images) else np.uint8
-        out = np.empty((len(self), out_h, out_w), dtype=dtype)
+        out = np.empty((len(self), out_h, out_w), dtype=sources.dtype)
+        if sources.native and cropkernel.fits(mid_w, mid_h) and cropkernel.load() is not None:
+            step = min(max(CROPS_PER_TASK, -(-len(self) // 8)), cropkernel.MAX_CROPS)
+            runs = [(a, min(a + step, len(self))) for a in range(0, len(self), step)]
+            if pool is None or len(runs) < 2:
+                for a, b in runs:
+                    cropkernel.cut(sources, a, b, mats, mid_w, mid_h, out)
+            else:
+                for done in [pool.submit(cropkernel.cut, sources, a, b, mats, mid_w, mid_h, out) for a, b in runs]:
+                    done.result()
+            return out
 
         def cut(mw: int, mh: int, which: list[int]) -> None:
             if (mw, mh) == (out_w, out_h):  # no bigger than the output: the cut is the crop
                 for i in which:
-                    cv2.warpAffine(images[i], mats[i], (mw, mh), dst=out[i], flags=cv2.INTER_LINEAR,
+                    cv2.warpAffine(sources[i], mats[i], (mw, mh), dst=out[i], flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
                 return
-            stack = np.empty((len(which) * mh, mw), dtype)
+            stack = np.empty((len(which) * mh, mw), sources.dtype)
             for j, i in enumerate(which):
-                cv2.warpAffine(images[i], mats[i], (mw, mh), dst=stack[j * mh:(j + 1) * mh],
+                cv2.warpAffine(sources[i], mats[i], (mw, mh), dst=stack[j * mh:(j + 1) * mh],
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             small = cv2.resize(stack, (out_w, len(which) * out_h), interpolation=cv2.INTER_AREA)
             out[which] = small.reshape(len(which), out_h, out_w)
 
         sizes: dict[tuple[int, int], list[int]] = {}
-        for i, size in enumerate(zip(mid_w, mid_h)):
+        for i, size in enumerate(zip(mid_w.tolist(), mid_h.tolist())):
             sizes.setdefault(size, []).append(i)
         tasks = [(mw, mh, which[k:k + CROPS_PER_TASK]) for (mw, mh), which in sizes.items()
                  for k in range(0, len(which), CROPS_PER_TASK)]

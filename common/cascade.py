@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Sequence
 
 import cv2
@@ -26,10 +27,13 @@ import numpy as np
 from tqdm import tqdm
 
 from common.box import Box, Boxes
+from common.cropkernel import SourceImages
 from common.crops import crop_boxes, standardise_all
 from common.nets import NETS, POINTS, CascadeNet, mirror_partner, of_level
 from common.netfiles import deploy_files, levels_available, missing_nets, resolve_model
 from common.paths import rel
+
+Grays = Sequence[np.ndarray] | SourceImages  # face i's gray image
 
 
 class ModelMissing(FileNotFoundError):
@@ -90,9 +94,10 @@ class Cascade:
         return np.concatenate(outs) if outs else np.zeros((0, spec.n_outputs), np.float32)
 
     # --- levels -------------------------------------------------------------------------
-    def net_points(self, specs: Sequence[CascadeNet], grays: Sequence[np.ndarray], faces: Boxes,
+    def net_points(self, specs: Sequence[CascadeNet], grays: Grays, faces: Boxes,
                    estimates: np.ndarray | None = None) -> list[np.ndarray]:
-        """Each net's points (N, k, 2) in image pixels, for nets `specs` of one level.
+        """Each net's points (N, k, 2) in image pixels, for nets `specs` of one level (`grays`:
+        face i's gray image, a list or its SourceImages).
 
         All crops of a level are cut and standardised together, one batch per input size, so
         the per-net work is only the forward pass. With mirroring, each net's estimate is the
@@ -100,26 +105,19 @@ class Cascade:
         no second cut).
         """
         boxes = crop_boxes(specs, faces, estimates)  # (K, N)
+        sources = grays if isinstance(grays, SourceImages) else SourceImages(grays)
         n = len(faces)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for k, spec in enumerate(specs):
-            by_size.setdefault((spec.width, spec.height), []).append(k)
         relative: list[np.ndarray] = [np.empty(0)] * len(specs)
-        for (w, h), ks in by_size.items():
-            crops = boxes[ks].ravel().crops(list(grays) * len(ks), w, h, self._crop_pool())
+        for (w, h), ks, partners in level_plan(tuple(specs)):
+            crops = boxes[list(ks)].ravel().crops(sources.repeat(len(ks)), w, h, self._crop_pool())
             inputs = standardise_all(crops).reshape(len(ks), n, h, w)
             for j, k in enumerate(ks):
                 relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
             if self.mirror:
                 seen_mirrored = {}
-                group = [specs[i] for i in ks]
-                for k in ks:
-                    partner = mirror_partner(specs[k], group)
-                    if partner is None:
-                        continue
-                    p, order = partner
+                for k, p, order in partners:
                     flipped = np.ascontiguousarray(inputs[p][:, :, ::-1])
-                    found = self.forward(specs[k], flipped).reshape(n, -1, 2)[:, list(order)]
+                    found = self.forward(specs[k], flipped).reshape(n, -1, 2)[:, order]
                     found[..., 0] = 1.0 - found[..., 0]  # back from the flipped crop
                     seen_mirrored[ks[p]] = found
                 for k, found in seen_mirrored.items():
@@ -128,7 +126,7 @@ class Cascade:
             return list(boxes.to_absolute(np.stack(relative)))
         return [boxes[k].to_absolute(r) for k, r in enumerate(relative)]
 
-    def level1(self, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
+    def level1(self, grays: Grays, faces: Sequence[Box] | Boxes,
                nets: Sequence[str] | None = None) -> np.ndarray:
         """Mean (N, 5, 2) of the level-1 nets' estimates per point (`nets`: only these, e.g.
         ["F1"])."""
@@ -141,7 +139,7 @@ class Cascade:
             count[list(spec.point_indices)] += 1
         return (total / count[:, None, None]).transpose(1, 0, 2)
 
-    def patch_level(self, level: int, grays: Sequence[np.ndarray], faces: Sequence[Box] | Boxes,
+    def patch_level(self, level: int, grays: Grays, faces: Sequence[Box] | Boxes,
                     estimates: np.ndarray) -> np.ndarray:
         """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
@@ -154,7 +152,7 @@ class Cascade:
         count = np.bincount(which, minlength=len(POINTS)).astype(float)
         return estimates + (shift / count[:, None, None]).transpose(1, 0, 2)
 
-    def estimates(self, grays: Sequence[np.ndarray], faces: Sequence[Box],
+    def estimates(self, grays: Grays, faces: Sequence[Box],
                   levels: int | None = None) -> list[np.ndarray]:
         """Estimates (N, 5, 2) after each level 1..levels, in image pixels."""
         levels = levels or self.levels
@@ -163,6 +161,7 @@ class Cascade:
         if len(faces) == 0:
             return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)]
         boxes = Boxes.of(faces)
+        grays = grays if isinstance(grays, SourceImages) else SourceImages(grays)  # once for all levels
         out = [self.level1(grays, boxes)]
         for level in range(2, levels + 1):
             out.append(self.patch_level(level, grays, boxes, out[-1]))
@@ -180,6 +179,23 @@ class Cascade:
         parts = [self.estimates(grays, [s.box for s in part], levels)
                  for part, grays in load_chunks(samples, chunk, progress, f"cascade L1-{levels}")]
         return [np.concatenate([p[lv] for p in parts]) for lv in range(levels)]
+
+
+@lru_cache(maxsize=None)
+def level_plan(specs: tuple[CascadeNet, ...]) -> tuple:
+    """How net_points runs nets `specs` of one level, worked out once: per input size (w, h),
+    the nets' indices in `specs`, and for each net with a mirror partner among them (net index,
+    the partner's place in that size's nets, for each of the partner's points the output of
+    the net that finds it on the flipped crop)."""
+    sizes: dict[tuple[int, int], list[int]] = {}
+    for k, spec in enumerate(specs):
+        sizes.setdefault((spec.width, spec.height), []).append(k)
+    plan = []
+    for size, ks in sizes.items():
+        group = [specs[k] for k in ks]
+        partners = [(k, *found) for k in ks if (found := mirror_partner(specs[k], group)) is not None]
+        plan.append((size, tuple(ks), tuple((k, p, list(order)) for k, p, order in partners)))
+    return tuple(plan)
 
 
 def load_chunks(samples, chunk: int = 1000, progress: bool = True, desc: str = "images",

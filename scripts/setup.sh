@@ -125,6 +125,12 @@ install_project() {
     echo "$want" > "$stamp"
 }
 
+# The cascade's crop loop (common/cropkernel.c), compiled once per version of its source.
+build_cropkernel() {
+    .venv/bin/python -m common.cropkernel --build | sed 's/^/[setup] /' ||
+        die "could not compile common/cropkernel.c (needs a C compiler: build-essential)"
+}
+
 # The optional extra for photo collections on a Ray cluster (predict --jsonl --engine ray).
 install_cluster() {
     local stamp=.venv/.requirements-cluster.sha256 want
@@ -157,6 +163,7 @@ check_blas
 install_venv
 bash scripts/caffe/build.sh .venv
 install_project
+build_cropkernel
 [ "$WANT_CLUSTER" = 1 ] && install_cluster
 check_detectors
 say "ready"

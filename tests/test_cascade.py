@@ -151,14 +151,17 @@ def reference_points(cascade: Cascade, gray: np.ndarray, box) -> np.ndarray:
     return est
 
 
+@pytest.mark.parametrize("crops", ["C", "OpenCV"])
 @pytest.mark.parametrize("mirror", [False, True])
-def test_fast_path_gives_the_plain_cascades_points(cascade, plain, faces, mirror):
-    """Crops cut in batches (threads, one standardisation per level) change no point: at most
-    1e-3 px from the plain one-face-one-net cascade, on real faces and on boxes leaving the
-    image, tiny and huge."""
+def test_fast_path_gives_the_plain_cascades_points(cascade, plain, faces, mirror, crops):
+    """Crops cut in batches (by common/cropkernel.c or OpenCV, threads, one standardisation per
+    level) change no point: at most 1e-3 px from the plain one-face-one-net cascade (OpenCV's
+    crops, Box.crop), on real faces and on boxes leaving the image, tiny and huge."""
     import cv2
 
+    from common import cropkernel
     from conftest import odd_boxes
+    assert crops == "OpenCV" or cropkernel.load() is not None, "run scripts/setup.sh"
     grays = [f.load_gray() for f in faces[:40]]
     boxes = [f.box for f in faces[:40]]
     extra = odd_boxes(grays[0].shape[1], grays[0].shape[0], n=24)
@@ -167,6 +170,7 @@ def test_fast_path_gives_the_plain_cascades_points(cascade, plain, faces, mirror
     cascade = cascade if mirror else plain
     assert cascade.mirror == mirror
     threads = cv2.getNumThreads()
+    cropkernel.enable(crops == "C")
     try:
         for n in (2, 1):
             cv2.setNumThreads(n)
@@ -175,6 +179,7 @@ def test_fast_path_gives_the_plain_cascades_points(cascade, plain, faces, mirror
             assert np.abs(fast - plain).max() <= 1e-3, (n, np.abs(fast - plain).max())
     finally:
         cv2.setNumThreads(threads)
+        cropkernel.enable(True)
 
 
 def test_batched_equals_one_by_one(cascade, faces):

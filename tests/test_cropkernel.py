@@ -1,0 +1,81 @@
+"""common/cropkernel.c: the batch crops cut in C are OpenCV's pixels (Box.crop), byte for byte,
+for every kind of box and image; what it cannot read goes through OpenCV; the set-up builds it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from common import cropkernel
+from common.box import Box, Boxes
+from common.paths import ROOT
+
+
+def test_the_set_up_built_the_crop_kernel():
+    assert cropkernel.load() is not None, "common/cropkernel.c is not built: run scripts/setup.sh"
+    path, fresh = cropkernel.build()
+    assert path == cropkernel.library_path() and not fresh  # a second build only checks
+
+
+def random_case(rng, images: int = 40, per_image: int = 12):
+    """Images of many shapes (a single row or column, a view with a row step) and boxes inside,
+    across every edge, tinier than a pixel and far larger than the image."""
+    shapes = [(1, 1), (1, 57), (63, 1)] + [tuple(rng.integers(2, 320, 2)) for _ in range(images)]
+    imgs = [cv2.GaussianBlur(rng.integers(0, 256, s, dtype=np.uint8), (0, 0), 1.2) if min(s) > 1
+            else rng.integers(0, 256, s, dtype=np.uint8) for s in shapes]
+    imgs.append(rng.integers(0, 256, (400, 500), dtype=np.uint8)[37:311, 11:420])
+    listed, boxes = [], []
+    for im in imgs:
+        h, w = im.shape
+        for _ in range(per_image):
+            bw, bh = rng.uniform(0.3, 2.2 * w + 5), rng.uniform(0.3, 2.2 * h + 5)
+            left, top = rng.uniform(-bw, w + 1), rng.uniform(-bh, h + 1)
+            listed.append(im)
+            boxes.append(Box(left, left + bw, top, top + bh))
+    return listed, boxes
+
+
+@pytest.mark.parametrize("out_w, out_h", [(15, 15), (39, 39), (31, 39), (1, 1), (7, 3)])
+def test_kernel_cuts_opencvs_pixels(out_w, out_h):
+    rng = np.random.default_rng(out_w * 100 + out_h)
+    listed, boxes = random_case(rng)
+    # cuts whose size is a whole multiple of the output (OpenCV's other area code) and cuts
+    # of exactly the output size (no shrink)
+    for k in (1, 2, 3, 4, 6):
+        boxes += [Box(3.2, 3.2 + out_w * k - 0.4, 1.7, 1.7 + out_h * k - 0.3),
+                  Box(-5.5, -5.5 + out_w * k, 2.25, 2.25 + out_h * (k + 1))]
+        listed += [listed[-1], listed[-2]]
+    got = Boxes.of(boxes).crops(listed, out_w, out_h)
+    want = np.stack([b.crop(im, out_w, out_h) for b, im in zip(boxes, listed)])
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, want), f"{(got != want).any(axis=(1, 2)).sum()} of {len(boxes)} crops differ"
+    cropkernel.enable(False)
+    try:
+        assert np.array_equal(Boxes.of(boxes).crops(listed, out_w, out_h), want)  # OpenCV's batches
+    finally:
+        cropkernel.enable(True)
+
+
+def test_images_the_kernel_cannot_read_go_through_opencv():
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (120, 160), dtype=np.uint8)
+    boxes = [Box(10.5, 90.2, 5.1, 80.7), Box(-20, 30, 100, 150)]
+    for other in (img.astype(np.float32), img[:, ::2], np.dstack([img, img, img])[:, :, 0]):
+        from common.cropkernel import SourceImages
+        assert not SourceImages([other]).native
+        got = Boxes.of(boxes).crops([other] * 2, 15, 15)
+        assert np.array_equal(got, np.stack([b.crop(other, 15, 15) for b in boxes]))
+
+
+def test_turned_off_by_the_environment():
+    env = dict(os.environ, DEEP_LANDMARK_OPENCV_CROPS="1")
+    out = subprocess.run([sys.executable, "-m", "common.cropkernel"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "turned off" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-m", "common.cropkernel"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "in use" in out.stdout, out.stdout + out.stderr
