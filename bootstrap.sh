@@ -39,6 +39,8 @@ Options:
 
 Environment: DEEP_LANDMARK_CONV_COLUMNS=1 makes Caffe convolve image by image in BVLC Caffe's
 order (slower; the released weights bit for bit; README "Training time").
+DEEP_LANDMARK_OPENCV_CROPS=1 cuts the crops with OpenCV instead of common/cropkernel.c (the
+same bytes, slower).
 EOF
 }
 

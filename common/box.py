@@ -222,11 +222,34 @@ class Boxes:
         return np.stack((self.left[..., None] + rel[..., 0] * self.width[..., None],
                          self.top[..., None] + rel[..., 1] * self.height[..., None]), axis=-1)
 
+    def rotations(self, angles: np.ndarray) -> np.ndarray:
+        """Box.rotation of box i by angles[i] degrees: (N, 3, 3), the same matrices."""
+        out = np.zeros((len(self), 3, 3))
+        out[:, 0, 0] = out[:, 1, 1] = out[:, 2, 2] = 1.0
+        cx, cy = (self.left + self.right) / 2.0, (self.top + self.bottom) / 2.0
+        for i in np.flatnonzero(angles).tolist():
+            out[i, :2] = cv2.getRotationMatrix2D((float(cx[i]), float(cy[i])), float(angles[i]), 1.0)
+        return out
+
+    def to_relative(self, points: np.ndarray, angles: np.ndarray | None = None,
+                    rotations: np.ndarray | None = None) -> np.ndarray:
+        """Box.to_relative of points (N, k, 2) through box i, after rotating the image by
+        angles[i] (`rotations`: self.rotations(angles), when the caller has them already)."""
+        pts = np.array(points, dtype=np.float64).reshape(len(self), -1, 2)
+        if angles is not None and np.any(angles):
+            rot = (self.rotations(angles) if rotations is None else rotations)
+            turned = np.flatnonzero(angles)
+            rot = rot[turned]
+            pts[turned] = pts[turned] @ np.transpose(rot[:, :2, :2], (0, 2, 1)) + rot[:, None, :2, 2]
+        return np.stack(((pts[..., 0] - self.left[:, None]) / self.width[:, None],
+                         (pts[..., 1] - self.top[:, None]) / self.height[:, None]), axis=-1)
+
     def crops(self, images: "Sequence[np.ndarray] | SourceImages", out_w: int, out_h: int,
-              pool: Executor | None = None) -> np.ndarray:
+              pool: Executor | None = None, rotations: np.ndarray | None = None) -> np.ndarray:
         """Box.crop of box i from images[i], for every box of a 1-D batch: (N, out_h, out_w),
         the images' dtype. `images`: a list, or its SourceImages (made once for several calls).
         `pool`: threads to share the boxes among (the C loop and OpenCV release Python's lock).
+        `rotations`: (N, 3, 3) from `rotations`, the image turned about each box first.
 
         The same two steps as Box.crop with the same matrices, so the same pixels: each box is
         cut at its own resolution, then shrunk by area averaging. 8-bit gray images go through
@@ -240,9 +263,11 @@ class Boxes:
         mid_w = np.maximum(out_w, np.ceil(w)).astype(int)
         mid_h = np.maximum(out_h, np.ceil(h)).astype(int)
         sx, sy = mid_w / w, mid_h / h
-        mats = np.zeros((len(self), 2, 3))
+        mats = np.zeros((len(self), 3, 3))
         mats[:, 0, 0], mats[:, 0, 2] = sx, -self.left * sx - 0.5
         mats[:, 1, 1], mats[:, 1, 2] = sy, -self.top * sy - 0.5
+        # Box.affine's product, matrix by matrix (numpy's stacked product is the same per pair)
+        mats = (mats @ rotations)[:, :2] if rotations is not None else mats[:, :2]
         out = np.empty((len(self), out_h, out_w), dtype=sources.dtype)
         if sources.native and cropkernel.fits(mid_w, mid_h) and cropkernel.load() is not None:
             step = min(max(CROPS_PER_TASK, -(-len(self) // 8)), cropkernel.MAX_CROPS)

@@ -139,19 +139,29 @@ static void shrink(Shrink *z, const uint8_t *src, int sw, int sh, uint8_t *dst)
 
 static int clampi(int v, int hi) { return v < 0 ? 0 : v > hi ? hi : v; }
 
-/* cv2.warpAffine(img, [[m00, 0, m02], [0, m11, m12]], (mw, mh), INTER_LINEAR, BORDER_REPLICATE)
- * (imgwarp.cpp: the inverse as invertAffineTransform, positions in 1/1024 then 1/32 pixel).
- * OpenCV weighs the four taps with a table, (1 - fy)(1 - fx) * 2^15 and so on rounded, for
- * fx, fy in 1/32 steps: each entry is exactly 32 * (32 * (1 - fy)) * (32 * fx) (integers, no
- * rounding), so the weighted sum splits into a pass along each source row, kept for the next
- * output row, and one down the columns: the same integers, half the work. */
+/* cv2.warpAffine(img, m, (mw, mh), INTER_LINEAR, BORDER_REPLICATE) for a 2x3 matrix m (row
+ * major), as imgwarp.cpp computes it: the inverse as invertAffineTransform, then for output
+ * pixel (x, y) the source position in 1/1024 pixel, round(m'01 y + m'02) + round(m'00 x), and
+ * down to 1/32. OpenCV weighs the four taps with a table, (1 - fy)(1 - fx) * 2^15 and so on
+ * rounded, for fx, fy in 1/32 steps: each entry is exactly 32 * (32 * (1 - fy)) * (32 * fx)
+ * (integers, no rounding), so the weighted sum splits into a pass along x and one along y.
+ * Without rotation (the cascade's crops) the x taps are the same on every row: each source
+ * row is weighed along x once, kept for the next output row, and the output rows mix two. */
+static void warp_rotated(const uint8_t *img, int w, int h, int64_t step, const double *inv,
+                         int mw, int mh, int *cols, uint8_t *cut);
+
 static void warp_cut(const uint8_t *img, int w, int h, int64_t step, const double *m,
                      int mw, int mh, int *cols, uint8_t *cut)
 {
-    double d = m[0] * m[2];
+    double d = m[0] * m[4] - m[1] * m[3];
     d = d != 0 ? 1. / d : 0;
-    double a00 = m[2] * d, a11 = m[0] * d;
-    double b0 = -a00 * m[1], b1 = -a11 * m[3];
+    double a00 = m[4] * d, a11 = m[0] * d, a01 = -m[1] * d, a10 = -m[3] * d;
+    double b0 = -a00 * m[2] - a01 * m[5], b1 = -a10 * m[2] - a11 * m[5];
+    if (a01 != 0 || a10 != 0) {
+        double inv[6] = {a00, a01, b0, a10, a11, b1};
+        warp_rotated(img, w, h, step, inv, mw, mh, cols, cut);
+        return;
+    }
     int x_start = (int)lrint(b0 * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1));
     /* per output column: left tap, right tap, their weights (the same for every row) */
     int *left = cols, *right = cols + mw, *w_left = cols + 2 * mw, *w_right = cols + 3 * mw;
@@ -187,8 +197,32 @@ static void warp_cut(const uint8_t *img, int w, int h, int64_t step, const doubl
     }
 }
 
+static void warp_rotated(const uint8_t *img, int w, int h, int64_t step, const double *inv,
+                         int mw, int mh, int *cols, uint8_t *cut)
+{
+    int *dx = cols, *dy = cols + mw;  /* round(m'00 x), round(m'10 x) in 1/1024 pixel */
+    for (int x = 0; x < mw; x++) {
+        dx[x] = (int)lrint(inv[0] * x * (1 << AB_BITS));
+        dy[x] = (int)lrint(inv[3] * x * (1 << AB_BITS));
+    }
+    for (int y = 0; y < mh; y++) {
+        int x0 = (int)lrint((inv[1] * y + inv[2]) * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1));
+        int y0 = (int)lrint((inv[4] * y + inv[5]) * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1));
+        uint8_t *out = cut + (size_t)y * mw;
+        for (int x = 0; x < mw; x++) {
+            int fx = (x0 + dx[x]) >> (AB_BITS - INTER_BITS), fy = (y0 + dy[x]) >> (AB_BITS - INTER_BITS);
+            int sx = fx >> INTER_BITS, sy = fy >> INTER_BITS;
+            int xa = clampi(sx, w - 1), xb = clampi(sx + 1, w - 1);
+            const uint8_t *r0 = img + clampi(sy, h - 1) * step, *r1 = img + clampi(sy + 1, h - 1) * step;
+            int wx = fx & 31, wy = fy & 31;
+            int v = 32 * ((32 - wy) * ((32 - wx) * r0[xa] + wx * r0[xb]) + wy * ((32 - wx) * r1[xa] + wx * r1[xb]));
+            out[x] = (uint8_t)((v + (1 << (COEF_BITS - 1))) >> COEF_BITS);
+        }
+    }
+}
+
 /* n crops: crop i from image index[i] (pointers, widths, heights, row steps in bytes), cut at
- * mid_w[i] x mid_h[i] with scale-and-shift mats[4 i ..] = (m00, m02, m11, m12), shrunk to
+ * mid_w[i] x mid_h[i] by the 2x3 matrix mats[6 i ..] (as warpAffine takes it), shrunk to
  * out_w x out_h into out + i * out_w * out_h.
  * Returns 0, or -1 when memory runs out. */
 static int by_size(const void *a, const void *b)
@@ -228,7 +262,7 @@ int dl_crops(int n, const uint8_t *const *images, const int *widths, const int *
         int64_t j = index[i];
         uint8_t *dst = out + (size_t)i * out_w * out_h;
         int whole = mid_w[i] == out_w && mid_h[i] == out_h;
-        warp_cut(images[j], widths[j], heights[j], steps[j], mats + 4 * i, mid_w[i], mid_h[i], cols,
+        warp_cut(images[j], widths[j], heights[j], steps[j], mats + 6 * i, mid_w[i], mid_h[i], cols,
                  whole ? dst : cut);
         if (!whole)
             shrink(&z, cut, mid_w[i], mid_h[i], dst);

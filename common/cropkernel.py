@@ -110,10 +110,10 @@ class SourceImages:
 def cut(sources: SourceImages, start: int, stop: int, mats: np.ndarray, mid_w: np.ndarray,
         mid_h: np.ndarray, out: np.ndarray) -> None:
     """Crops start..stop-1 of a batch into out[start:stop] (N, out_h, out_w) uint8, by the C loop
-    (load() must not be None): crop i from sources[i], cut at mid_w[i] x mid_h[i] by the
-    scale-and-shift matrix mats[i] (2, 3), as common.box.Boxes.crops describes."""
+    (load() must not be None): crop i from sources[i], cut at mid_w[i] x mid_h[i] by the matrix
+    mats[i] (2, 3) as warpAffine takes it, as common.box.Boxes.crops describes."""
     fn = load()
-    params = np.ascontiguousarray(mats[start:stop][:, [0, 0, 1, 1], [0, 2, 1, 2]])  # m00 m02 m11 m12
+    params = np.ascontiguousarray(mats[start:stop], dtype=np.float64)  # (k, 2, 3), as warpAffine takes them
     index = np.ascontiguousarray(sources.index[start:stop])
     widths = np.ascontiguousarray(mid_w[start:stop], dtype=np.intc)
     heights = np.ascontiguousarray(mid_h[start:stop], dtype=np.intc)

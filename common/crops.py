@@ -63,10 +63,14 @@ def net_target(box: Box, points: np.ndarray, spec: CascadeNet, angle: float = 0.
     return box.to_relative(chosen, angle, rotation).astype(np.float32).ravel()
 
 
-def net_sample(gray: np.ndarray, box: Box, spec: CascadeNet, points: np.ndarray,
-               angle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(the crop before standardisation, net_target) of one training sample: the crop and the
-    target share one rotation matrix (the numbers of net_input and net_target, for less work;
-    `standardise_all` of the crops gives net_input's values bit for bit)."""
-    rotation = box.rotation(angle) if angle else None
-    return box.crop(gray, spec.width, spec.height, angle, rotation), net_target(box, points, spec, angle, rotation)
+def net_samples(images, boxes: Boxes, spec: CascadeNet, points: np.ndarray,
+                angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """N training samples of net `spec`: (the crops before standardisation (N, H, W), the
+    targets (N, 2k) float32). Box i is cut from images[i] (a list or its SourceImages) turned by
+    angles[i]; points (N, 5, 2). Each sample's crop and target share one rotation matrix, and
+    the numbers are net_input's (after `standardise_all`) and net_target's, bit for bit."""
+    rotations = boxes.rotations(angles) if np.any(angles) else None
+    crops = boxes.crops(images, spec.width, spec.height, rotations=rotations)
+    chosen = np.asarray(points)[:, list(spec.point_indices)]
+    targets = boxes.to_relative(chosen, angles, rotations).astype(np.float32).reshape(len(boxes), -1)
+    return crops, targets

@@ -17,8 +17,9 @@ import numpy as np
 from tqdm import tqdm
 
 from common import hdf5data
-from common.box import Box
-from common.crops import crop_box, net_sample, standardise_all
+from common.box import Box, Boxes
+from common.cropkernel import SourceImages
+from common.crops import crop_box, net_samples, standardise_all
 from common.listfile import FaceSample, mirror_points
 from common.netfiles import hdf5_dir
 from common.nets import CascadeNet
@@ -110,15 +111,18 @@ def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray |
     width = gray.shape[1]
     flipped = gray[:, ::-1].copy() if job.variants > 1 else None
     mirrored = face.mirrored(width).points
-    out = {s.key: ([], []) for s in job.specs}
-    for var in face_variants(job, index, face, estimates, width):
-        img, points = (flipped, mirrored) if var.mirror else (gray, face.points)
-        for spec in job.specs:
-            crop, target = net_sample(img, var.crop_boxes[spec.key], spec, points, var.angle)
-            out[spec.key][0].append(crop)
-            out[spec.key][1].append(target)
-    # Standardised together: per crop, the same values as net_input (tests/test_build.py).
-    return {k: (standardise_all(np.stack(x)), np.stack(y)) for k, (x, y) in out.items()}
+    variants = face_variants(job, index, face, estimates, width)
+    images = SourceImages([flipped if v.mirror else gray for v in variants])
+    points = np.stack([mirrored if v.mirror else face.points for v in variants])
+    angles = np.array([v.angle for v in variants])
+    out = {}
+    for spec in job.specs:
+        # All variants of one net at once: the bytes of net_input and net_target one by one.
+        boxes = Boxes.of([v.crop_boxes[spec.key] for v in variants])
+        crops, targets = net_samples(images, boxes, spec, points, angles)
+        # Standardised together: per crop, the same values as net_input (tests/test_build.py).
+        out[spec.key] = (standardise_all(crops), targets)
+    return out
 
 
 def _work(args):

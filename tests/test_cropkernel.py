@@ -1,5 +1,6 @@
 """common/cropkernel.c: the batch crops cut in C are OpenCV's pixels (Box.crop), byte for byte,
-for every kind of box and image; what it cannot read goes through OpenCV; the set-up builds it."""
+for every kind of box and image, turned or not; what it cannot read goes through OpenCV; the
+set-up builds it."""
 from __future__ import annotations
 
 import os
@@ -56,6 +57,27 @@ def test_kernel_cuts_opencvs_pixels(out_w, out_h):
     cropkernel.enable(False)
     try:
         assert np.array_equal(Boxes.of(boxes).crops(listed, out_w, out_h), want)  # OpenCV's batches
+    finally:
+        cropkernel.enable(True)
+
+
+@pytest.mark.parametrize("out_w, out_h", [(15, 15), (39, 39), (31, 39)])
+def test_kernel_cuts_opencvs_turned_crops(out_w, out_h):
+    """Training crops are turned about their box centre (dataset/): the same bytes as
+    Box.crop with that angle, and Boxes' rotation matrices are Box's."""
+    rng = np.random.default_rng(out_w + 7 * out_h)
+    listed, boxes = random_case(rng, images=25, per_image=8)
+    angles = rng.uniform(-15, 15, len(boxes))
+    angles[::7] = 0.0  # unturned ones among them
+    batch = Boxes.of(boxes)
+    rotations = batch.rotations(angles)
+    assert all(np.array_equal(rotations[i], b.rotation(a)) for i, (b, a) in enumerate(zip(boxes, angles)))
+    got = batch.crops(listed, out_w, out_h, rotations=rotations)
+    want = np.stack([b.crop(im, out_w, out_h, a) for b, im, a in zip(boxes, listed, angles)])
+    assert np.array_equal(got, want), f"{(got != want).any(axis=(1, 2)).sum()} of {len(boxes)} crops differ"
+    cropkernel.enable(False)
+    try:
+        assert np.array_equal(batch.crops(listed, out_w, out_h, rotations=rotations), want)
     finally:
         cropkernel.enable(True)
 

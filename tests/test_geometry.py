@@ -266,6 +266,19 @@ def test_boxes_do_box_arithmetic_bit_for_bit(test_faces):
                                           np.stack([b.to_absolute(r) for b, r in zip(alone, rel)]))
 
 
+def test_boxes_project_turned_points_as_box_does():
+    """Boxes.to_relative with angles: Box.to_relative's numbers, bit for bit."""
+    from common.box import Boxes
+    rng = np.random.default_rng(4)
+    boxes = [Box(x, x + w, y, y + w * 1.1) for x, y, w in rng.uniform([-20, -20, 5], [200, 200, 150], (60, 3))]
+    angles = rng.uniform(-12, 12, len(boxes))
+    angles[::5] = 0.0
+    points = rng.uniform(-50, 300, (len(boxes), 3, 2))
+    got = Boxes.of(boxes).to_relative(points, angles)
+    want = np.stack([b.to_relative(p, a) for b, p, a in zip(boxes, points, angles)])
+    np.testing.assert_array_equal(got, want)
+
+
 def test_boxes_crops_share_work_among_threads_alike(test_faces):
     from concurrent.futures import ThreadPoolExecutor
 
