@@ -224,11 +224,9 @@ class Boxes:
 
     def rotations(self, angles: np.ndarray) -> np.ndarray:
         """Box.rotation of box i by angles[i] degrees: (N, 3, 3), the same matrices."""
-        out = np.zeros((len(self), 3, 3))
-        out[:, 0, 0] = out[:, 1, 1] = out[:, 2, 2] = 1.0
-        cx, cy = (self.left + self.right) / 2.0, (self.top + self.bottom) / 2.0
+        out = np.tile(np.eye(3), (len(self), 1, 1))
         for i in np.flatnonzero(angles).tolist():
-            out[i, :2] = cv2.getRotationMatrix2D((float(cx[i]), float(cy[i])), float(angles[i]), 1.0)
+            out[i] = self.box(i).rotation(float(angles[i]))
         return out
 
     def to_relative(self, points: np.ndarray, angles: np.ndarray | None = None,
@@ -237,9 +235,8 @@ class Boxes:
         angles[i] (`rotations`: self.rotations(angles), when the caller has them already)."""
         pts = np.array(points, dtype=np.float64).reshape(len(self), -1, 2)
         if angles is not None and np.any(angles):
-            rot = (self.rotations(angles) if rotations is None else rotations)
             turned = np.flatnonzero(angles)
-            rot = rot[turned]
+            rot = (self.rotations(angles) if rotations is None else rotations)[turned]
             pts[turned] = pts[turned] @ np.transpose(rot[:, :2, :2], (0, 2, 1)) + rot[:, None, :2, 2]
         return np.stack(((pts[..., 0] - self.left[:, None]) / self.width[:, None],
                          (pts[..., 1] - self.top[:, None]) / self.height[:, None]), axis=-1)

@@ -1,12 +1,14 @@
-/* The cascade's crops in one call: for each box, the same bytes as common.box.Box.crop makes
- * with OpenCV 4 (cv2.warpAffine, INTER_LINEAR, BORDER_REPLICATE, of the box at about its own
- * resolution; then cv2.resize, INTER_AREA, to the net's input size).
+/* Many crops in one call, the cascade's and the training data's: for each box, the same bytes
+ * as common.box.Box.crop makes with OpenCV 4 (cv2.warpAffine, INTER_LINEAR, BORDER_REPLICATE,
+ * of the box at about its own resolution, turned or not; then cv2.resize, INTER_AREA, to the
+ * net's input size).
  *
- * Why: from Python each crop is two OpenCV calls, and the call, not the pixels, is most of the
- * time of a 15x15 patch; a batch of 256 faces is 5,888 crops. Here the loop over crops is in C,
- * with the arithmetic of OpenCV's imgwarp.cpp and resize.cpp (fixed-point bilinear taps with
- * 1/32-pixel positions; area cells with float weights accumulated in the same order), so the
- * bytes are the same: tests/test_geometry.py compares them with OpenCV's on many boxes.
+ * Why: from Python each crop is two OpenCV calls and some arithmetic around them, most of the
+ * time of a 15x15 patch; a cascade batch of 256 faces is 5,888 crops, a face's training data
+ * 60-200. Here the loop over crops is in C, with the arithmetic of OpenCV's imgwarp.cpp and
+ * resize.cpp (fixed-point bilinear taps at 1/32-pixel positions; area cells with float weights
+ * added in the same order), so the bytes are the same: tests/test_cropkernel.py compares them
+ * with OpenCV's on many boxes.
  * Compiled by scripts/setup.sh with -ffp-contract=off (no fused multiply-add: OpenCV's own
  * loops round each product). Loaded through ctypes (common/cropkernel.py), which lets go of
  * Python's lock during the call, so threads can share a batch.
