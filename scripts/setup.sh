@@ -125,7 +125,8 @@ install_project() {
     echo "$want" > "$stamp"
 }
 
-# The cascade's crop loop (common/cropkernel.c), compiled once per version of its source.
+# The crop loop of the cascade and the data steps (common/cropkernel.c), compiled once per
+# version of its source.
 build_cropkernel() {
     .venv/bin/python -m common.cropkernel --build | sed 's/^/[setup] /' ||
         die "could not compile common/cropkernel.c (needs a C compiler: build-essential)"
