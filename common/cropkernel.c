@@ -12,10 +12,20 @@
  * Compiled by scripts/setup.sh with -ffp-contract=off (no fused multiply-add: OpenCV's own
  * loops round each product). Loaded through ctypes (common/cropkernel.py), which lets go of
  * Python's lock during the call, so threads can share a batch.
+ * On x86-64 the unturned cut and the area shrink run 4-16 pixels at a time with SSE2, which
+ * every x86-64 has (no machine-specific flags): the integer taps summed down first, then along
+ * x (integers, so the order does not matter), and the area's float sums four rows at a time, one
+ * row per lane, each still added in OpenCV's order. -DDL_NO_SIMD (or another CPU) builds the
+ * plain loops, the same bytes (a test compares the two builds).
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#if defined(__SSE2__) && !defined(DL_NO_SIMD)
+#include <emmintrin.h>
+#define DL_SSE2 1  /* x86-64 always has SSE2: the same integers and floats, 4-16 at a time */
+#endif
 
 enum { AB_BITS = 10, INTER_BITS = 5, COEF_BITS = 15 };
 
@@ -58,9 +68,11 @@ static uint8_t to_u8(float v)  /* saturate_cast<uchar>(float): round half to eve
 typedef struct {
     int sw, sh, dw, dh, fast, ix, iy, slots, ny;
     Cell *xt, *yt;     /* OpenCV's cells along x and down */
-    int *slot_src;     /* the cells of output column dx: slot t of dx (weight 0 where fewer) */
+    int *slot_src;     /* the cells of output column dx: slot t of dx at t * dw + dx (weight 0 where fewer) */
     float *slot_alpha;
     float *buf, *sum;  /* one source row weighed along x; the output row being summed */
+    uint8_t *quad;     /* SSE2: the cut's rows interleaved in fours (interleave_quads) */
+    float *weighed;    /* SSE2: every source row weighed along x, row after row */
 } Shrink;
 
 static void shrink_size(Shrink *z, int sw, int sh)
@@ -79,8 +91,8 @@ static void shrink_size(Shrink *z, int sw, int sh)
         for (int i = 0; i < slots * dw; i++) { z->slot_src[i] = 0; z->slot_alpha[i] = 0.f; }
         for (int k = 0, run = 0; k < nx; k++) {
             run = k && z->xt[k].di == z->xt[k - 1].di ? run + 1 : 0;
-            z->slot_src[z->xt[k].di * slots + run] = z->xt[k].si;
-            z->slot_alpha[z->xt[k].di * slots + run] = z->xt[k].alpha;
+            z->slot_src[run * dw + z->xt[k].di] = z->xt[k].si;
+            z->slot_alpha[run * dw + z->xt[k].di] = z->xt[k].alpha;
         }
         z->slots = slots;
     }
@@ -89,6 +101,101 @@ static void shrink_size(Shrink *z, int sw, int sh)
     /* the x cells were made for sw only if not fast; forget them otherwise */
     z->sw = z->fast ? -1 : sw;
     z->sh = z->fast ? -1 : sh;
+}
+
+#ifdef DL_SSE2
+/* The cut's rows in fours, interleaved: quad[(q sw + x) 4 + r] = src[(4 q + r) sw + x] (rows
+ * past the end repeat the last), so that one column's pixels in four rows are one 32-bit load. */
+static void interleave_quads(const uint8_t *src, int sw, int sh, uint8_t *quad)
+{
+    for (int q = 0; 4 * q < sh; q++) {
+        const uint8_t *r[4];
+        for (int k = 0; k < 4; k++) r[k] = src + (size_t)(4 * q + k < sh ? 4 * q + k : sh - 1) * sw;
+        uint8_t *o = quad + (size_t)q * sw * 4;
+        int x = 0;
+        for (; x + 16 <= sw; x += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(r[0] + x)), b = _mm_loadu_si128((const __m128i *)(r[1] + x));
+            __m128i c = _mm_loadu_si128((const __m128i *)(r[2] + x)), d = _mm_loadu_si128((const __m128i *)(r[3] + x));
+            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+            __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+            _mm_storeu_si128((__m128i *)(o + 4 * x), _mm_unpacklo_epi16(ab0, cd0));
+            _mm_storeu_si128((__m128i *)(o + 4 * x + 16), _mm_unpackhi_epi16(ab0, cd0));
+            _mm_storeu_si128((__m128i *)(o + 4 * x + 32), _mm_unpacklo_epi16(ab1, cd1));
+            _mm_storeu_si128((__m128i *)(o + 4 * x + 48), _mm_unpackhi_epi16(ab1, cd1));
+        }
+        for (; x < sw; x++)
+            for (int k = 0; k < 4; k++) o[4 * x + k] = r[k][x];
+    }
+}
+
+/* weighed[y dw + dx] = sum over slots t of cut[y][src[t dw + dx]] * alpha[t dw + dx], added in
+ * slot order (OpenCV's), for every row y of the cut: four rows at a time, one in each lane. */
+static void weigh_quads(const uint8_t *quad, int sw, int sh, const int *src, const float *alpha,
+                        int slots, int dw, float *weighed)
+{
+    const __m128i zero = _mm_setzero_si128();
+    for (int q = 0; 4 * q < sh; q++) {
+        const uint8_t *o = quad + (size_t)q * sw * 4;
+        int rows = sh - 4 * q < 4 ? sh - 4 * q : 4;
+        for (int dx = 0; dx < dw; dx += 4) {
+            int cols = dw - dx < 4 ? dw - dx : 4;
+            __m128 acc[4];  /* column dx + c; lanes: rows 4q..4q+3 */
+            for (int c = 0; c < 4; c++) {
+                acc[c] = _mm_setzero_ps();
+                for (int t = 0; c < cols && t < slots; t++) {
+                    int32_t four;
+                    memcpy(&four, o + 4 * src[t * dw + dx + c], 4);
+                    __m128i v = _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(four), zero), zero);
+                    acc[c] = _mm_add_ps(acc[c], _mm_mul_ps(_mm_cvtepi32_ps(v), _mm_set1_ps(alpha[t * dw + dx + c])));
+                }
+            }
+            _MM_TRANSPOSE4_PS(acc[0], acc[1], acc[2], acc[3]);  /* acc[r]: row 4q + r, columns dx.. */
+            for (int r = 0; r < rows; r++) {
+                float *w = weighed + (size_t)(4 * q + r) * dw + dx, four[4];
+                if (cols == 4) {
+                    _mm_storeu_ps(w, acc[r]);
+                } else {
+                    _mm_storeu_ps(four, acc[r]);
+                    for (int c = 0; c < cols; c++) w[c] = four[c];
+                }
+            }
+        }
+    }
+}
+#else
+/* buf[dx] = sum over slots t of row[src[t dw + dx]] * alpha[t dw + dx], added in slot order. */
+static void weigh_row(const uint8_t *row, const int *src, const float *alpha, int slots, int dw, float *buf)
+{
+    for (int dx = 0; dx < dw; dx++) {
+        float acc = 0.f;
+        for (int t = 0; t < slots; t++) acc += row[src[t * dw + dx]] * alpha[t * dw + dx];
+        buf[dx] = acc;
+    }
+}
+#endif
+
+static void add_scaled(float *sum, float beta, const float *buf, int n)  /* sum += beta * buf */
+{
+    int i = 0;
+#ifdef DL_SSE2
+    __m128 b = _mm_set1_ps(beta);
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(sum + i, _mm_add_ps(_mm_loadu_ps(sum + i), _mm_mul_ps(b, _mm_loadu_ps(buf + i))));
+#endif
+    for (; i < n; i++) sum[i] += beta * buf[i];
+}
+
+static void row_to_u8(const float *v, int n, uint8_t *out)
+{
+    int i = 0;
+#ifdef DL_SSE2
+    /* cvtps2dq rounds as lrintf (to nearest, ties to even); the packs clamp to 0..255 */
+    for (; i + 8 <= n; i += 8) {
+        __m128i a = _mm_cvtps_epi32(_mm_loadu_ps(v + i)), b = _mm_cvtps_epi32(_mm_loadu_ps(v + i + 4));
+        _mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(_mm_packs_epi32(a, b), a));
+    }
+#endif
+    for (; i < n; i++) out[i] = to_u8(v[i]);
 }
 
 static void shrink(Shrink *z, const uint8_t *src, int sw, int sh, uint8_t *dst)
@@ -111,32 +218,34 @@ static void shrink(Shrink *z, const uint8_t *src, int sw, int sh, uint8_t *dst)
     /* ResizeArea_Invoker: each source row weighed along x (each column adding its cells in
      * OpenCV's order; a row in two y cells is weighed once), then summed down into its output row. */
     const Cell *yt = z->yt;
-    float *buf = z->buf, *sum = z->sum;
-    int slots = z->slots, prev = yt[0].di, weighed = -1;
+    float *sum = z->sum;
+    int prev = yt[0].di;
+#ifdef DL_SSE2
+    interleave_quads(src, sw, sh, z->quad);
+    weigh_quads(z->quad, sw, sh, z->slot_src, z->slot_alpha, z->slots, dw, z->weighed);
+#else
+    float *buf = z->buf;
+    int weighed = -1;
+#endif
     for (int dx = 0; dx < dw; dx++) sum[dx] = 0.f;
     for (int j = 0; j < z->ny; j++) {
         float beta = yt[j].alpha;
+#ifdef DL_SSE2
+        const float *buf = z->weighed + (size_t)yt[j].si * dw;
+#else
         if (yt[j].si != weighed) {
-            const uint8_t *row = src + (size_t)yt[j].si * sw;
-            for (int dx = 0; dx < dw; dx++) {
-                const int *si = z->slot_src + dx * slots;
-                const float *al = z->slot_alpha + dx * slots;
-                float acc = 0.f;
-                for (int t = 0; t < slots; t++) acc += row[si[t]] * al[t];
-                buf[dx] = acc;
-            }
+            weigh_row(src + (size_t)yt[j].si * sw, z->slot_src, z->slot_alpha, z->slots, dw, buf);
             weighed = yt[j].si;
         }
+#endif
         if (yt[j].di != prev) {
-            uint8_t *out = dst + (size_t)prev * dw;
-            for (int dx = 0; dx < dw; dx++) { out[dx] = to_u8(sum[dx]); sum[dx] = beta * buf[dx]; }
+            row_to_u8(sum, dw, dst + (size_t)prev * dw);
+            for (int dx = 0; dx < dw; dx++) sum[dx] = 0.f;
             prev = yt[j].di;
-        } else {
-            for (int dx = 0; dx < dw; dx++) sum[dx] += beta * buf[dx];
         }
+        add_scaled(sum, beta, buf, dw);
     }
-    uint8_t *out = dst + (size_t)prev * dw;
-    for (int dx = 0; dx < dw; dx++) out[dx] = to_u8(sum[dx]);
+    row_to_u8(sum, dw, dst + (size_t)prev * dw);
 }
 
 static int clampi(int v, int hi) { return v < 0 ? 0 : v > hi ? hi : v; }
@@ -151,6 +260,72 @@ static int clampi(int v, int hi) { return v < 0 ? 0 : v > hi ? hi : v; }
  * row is weighed along x once, kept for the next output row, and the output rows mix two. */
 static void warp_rotated(const uint8_t *img, int w, int h, int64_t step, const double *inv,
                          int mw, int mh, int *cols, uint8_t *cut);
+
+#ifdef DL_SSE2
+/* The unturned cut with its taps summed down first, then along x: each output row blends its
+ * two source rows (weights 32 - fy, fy) over the columns its taps read, edges replicated, and
+ * each output pixel weighs two neighbours of that blend (32 - fx, fx). The same integers as the
+ * x-then-y order (exact products and sums), and (32 s + 2^14) >> 15 = (s + 512) >> 10.
+ * sx: each output column's left tap, unclamped, in lo..hi; wx: (32 - fx) | fx << 16. */
+static void warp_shifted(const uint8_t *img, int w, int h, int64_t step, double a11, double b1,
+                         int mw, int mh, int lo, int hi, const int *sx, const int *wx, int *run,
+                         int16_t *blend, uint8_t *cut)
+{
+    int n = hi - lo + 2;  /* blend[j]: source column lo + j, clamped to the image */
+    for (int x = 0; x + 8 <= mw; x += 8) {  /* run[b]: output columns 8b..8b+7 read 8 neighbouring taps */
+        int same = 1;
+        for (int k = 1; k < 8; k++) same &= sx[x + k] == sx[x] + k;
+        run[x >> 3] = same;
+    }
+    int first = lo < 0 ? -lo : 0, last = w - 1 - lo < n - 1 ? w - 1 - lo : n - 1;  /* inside */
+    const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(512);
+    for (int y = 0; y < mh; y++) {
+        int fy = ((int)lrint((a11 * y + b1) * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1)))
+                 >> (AB_BITS - INTER_BITS);
+        const uint8_t *r0 = img + clampi(fy >> INTER_BITS, h - 1) * step;
+        const uint8_t *r1 = img + clampi((fy >> INTER_BITS) + 1, h - 1) * step;
+        int wd = fy & 31, wu = 32 - wd;
+        int16_t edge0 = (int16_t)(wu * r0[0] + wd * r1[0]), edge1 = (int16_t)(wu * r0[w - 1] + wd * r1[w - 1]);
+        int j = 0;
+        for (; j < n && j < first; j++) blend[j] = edge0;
+        const __m128i mu = _mm_set1_epi16((short)wu), md = _mm_set1_epi16((short)wd);
+        for (; j + 8 <= last + 1; j += 8) {  /* j..j+7 inside the row: no read past it */
+            __m128i p = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(r0 + lo + j)), zero);
+            __m128i q = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(r1 + lo + j)), zero);
+            _mm_storeu_si128((__m128i *)(blend + j), _mm_add_epi16(_mm_mullo_epi16(p, mu), _mm_mullo_epi16(q, md)));
+        }
+        for (; j <= last; j++) blend[j] = (int16_t)(wu * r0[lo + j] + wd * r1[lo + j]);
+        for (; j < n; j++) blend[j] = edge1;
+        uint8_t *out = cut + (size_t)y * mw;
+        int x = 0;
+        for (; x + 8 <= mw; x += 8) {
+            if (run[x >> 3]) {  /* taps at 8 neighbouring columns: the pairs from two loads */
+                const int16_t *b = blend + (sx[x] - lo);
+                __m128i v0 = _mm_loadu_si128((const __m128i *)b), v1 = _mm_loadu_si128((const __m128i *)(b + 1));
+                __m128i s0 = _mm_madd_epi16(_mm_unpacklo_epi16(v0, v1), _mm_loadu_si128((const __m128i *)(wx + x)));
+                __m128i s1 = _mm_madd_epi16(_mm_unpackhi_epi16(v0, v1), _mm_loadu_si128((const __m128i *)(wx + x + 4)));
+                s0 = _mm_srai_epi32(_mm_add_epi32(s0, half), 10);
+                s1 = _mm_srai_epi32(_mm_add_epi32(s1, half), 10);
+                __m128i v = _mm_packs_epi32(s0, s1);
+                _mm_storel_epi64((__m128i *)(out + x), _mm_packus_epi16(v, v));
+                continue;
+            }
+            int32_t t[8];
+            for (int k = 0; k < 8; k++) memcpy(&t[k], blend + (sx[x + k] - lo), 4);  /* the pair j, j+1 */
+            __m128i s0 = _mm_madd_epi16(_mm_setr_epi32(t[0], t[1], t[2], t[3]), _mm_loadu_si128((const __m128i *)(wx + x)));
+            __m128i s1 = _mm_madd_epi16(_mm_setr_epi32(t[4], t[5], t[6], t[7]), _mm_loadu_si128((const __m128i *)(wx + x + 4)));
+            s0 = _mm_srai_epi32(_mm_add_epi32(s0, half), 10);
+            s1 = _mm_srai_epi32(_mm_add_epi32(s1, half), 10);
+            __m128i v = _mm_packs_epi32(s0, s1);
+            _mm_storel_epi64((__m128i *)(out + x), _mm_packus_epi16(v, v));
+        }
+        for (; x < mw; x++) {
+            const int16_t *b = blend + (sx[x] - lo);
+            out[x] = (uint8_t)(((wx[x] & 0xffff) * b[0] + (wx[x] >> 16) * b[1] + 512) >> 10);
+        }
+    }
+}
+#endif
 
 static void warp_cut(const uint8_t *img, int w, int h, int64_t step, const double *m,
                      int mw, int mh, int *cols, uint8_t *cut)
@@ -167,15 +342,28 @@ static void warp_cut(const uint8_t *img, int w, int h, int64_t step, const doubl
     int x_start = (int)lrint(b0 * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1));
     /* per output column: left tap, right tap, their weights (the same for every row) */
     int *left = cols, *right = cols + mw, *w_left = cols + 2 * mw, *w_right = cols + 3 * mw;
-    int *rows[2] = {cols + 4 * mw, cols + 5 * mw};  /* two source rows, weighed along x */
-    int have[2] = {-1, -1};
+    int lo = INT32_MAX, hi = INT32_MIN;
     for (int x = 0; x < mw; x++) {
         int fx = (x_start + (int)lrint(a00 * x * (1 << AB_BITS))) >> (AB_BITS - INTER_BITS);
-        left[x] = clampi(fx >> INTER_BITS, w - 1);
-        right[x] = clampi((fx >> INTER_BITS) + 1, w - 1);
+        left[x] = fx >> INTER_BITS;  /* not yet clamped */
         w_right[x] = fx & 31;
         w_left[x] = 32 - w_right[x];
+        if (left[x] < lo) lo = left[x];
+        if (left[x] > hi) hi = left[x];
     }
+#ifdef DL_SSE2
+    if (mw > 0 && (int64_t)hi - lo + 2 <= 4 * (int64_t)mw) {  /* the blended row fits in cols' last 2 mw ints */
+        for (int x = 0; x < mw; x++) right[x] = w_left[x] | w_right[x] << 16;
+        warp_shifted(img, w, h, step, a11, b1, mw, mh, lo, hi, left, right, w_left, (int16_t *)(cols + 4 * mw), cut);
+        return;
+    }
+#endif
+    for (int x = 0; x < mw; x++) {
+        right[x] = clampi(left[x] + 1, w - 1);
+        left[x] = clampi(left[x], w - 1);
+    }
+    int *rows[2] = {cols + 4 * mw, cols + 5 * mw};  /* two source rows, weighed along x */
+    int have[2] = {-1, -1};
     for (int y = 0; y < mh; y++) {
         int fy = ((int)lrint((a11 * y + b1) * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1)))
                  >> (AB_BITS - INTER_BITS);
@@ -243,7 +431,7 @@ int dl_crops(int n, const uint8_t *const *images, const int *widths, const int *
         if (mid_h[i] > max_h) max_h = mid_h[i];
     }
     int max_slots = max_w / out_w + 2;
-    Shrink z = {-1, -1, out_w, out_h, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL};
+    Shrink z = {-1, -1, out_w, out_h, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     uint8_t *cut = malloc((size_t)max_w * max_h);
     int *cols = malloc(sizeof(int) * 6 * (size_t)max_w);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
@@ -251,7 +439,14 @@ int dl_crops(int n, const uint8_t *const *images, const int *widths, const int *
     z.yt = malloc(sizeof(Cell) * (size_t)(2 * max_h + 2));
     z.slot_src = malloc(sizeof(int) * (size_t)(max_slots * out_w));
     z.slot_alpha = malloc(sizeof(float) * (size_t)(max_slots * out_w + 2 * out_w));
-    int ok = cut && cols && order && z.xt && z.yt && z.slot_src && z.slot_alpha;
+#ifdef DL_SSE2
+    z.quad = malloc((size_t)(max_h + 3) / 4 * 4 * max_w);
+    z.weighed = malloc(sizeof(float) * (size_t)max_h * out_w);
+    int ok = z.quad && z.weighed;
+#else
+    int ok = 1;
+#endif
+    ok = ok && cut && cols && order && z.xt && z.yt && z.slot_src && z.slot_alpha;
     if (ok) {
         z.buf = z.slot_alpha + max_slots * out_w;
         z.sum = z.buf + out_w;
@@ -270,5 +465,6 @@ int dl_crops(int n, const uint8_t *const *images, const int *widths, const int *
             shrink(&z, cut, mid_w[i], mid_h[i], dst);
     }
     free(cut); free(cols); free(order); free(z.xt); free(z.yt); free(z.slot_src); free(z.slot_alpha);
+    free(z.quad); free(z.weighed);
     return ok ? 0 : -1;
 }

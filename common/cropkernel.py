@@ -62,8 +62,11 @@ def load():
 @lru_cache(maxsize=1)
 def _load():
     path = library_path()
-    if not path.exists():
-        return None
+    return load_library(path) if path.exists() else None
+
+
+def load_library(path: Path):
+    """dl_crops of the library at `path` (tests load other builds of the same source)."""
     lib = ctypes.CDLL(str(path))
     fn = lib.dl_crops
     ptr = ctypes.c_void_p

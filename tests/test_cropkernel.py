@@ -82,6 +82,29 @@ def test_kernel_cuts_opencvs_turned_crops(out_w, out_h):
         cropkernel.enable(True)
 
 
+@pytest.fixture(scope="module")
+def scalar_kernel(tmp_path_factory):
+    """The same source built without its SSE2 loops (-DDL_NO_SIMD): what an ARM machine runs."""
+    path = tmp_path_factory.mktemp("scalar") / "cropkernel-scalar.so"
+    subprocess.run(["cc", *cropkernel.CFLAGS, "-DDL_NO_SIMD", "-o", str(path), str(cropkernel.SOURCE), "-lm"],
+                   check=True)
+    return cropkernel.load_library(path)
+
+
+@pytest.mark.parametrize("turned", [False, True])
+def test_the_scalar_build_cuts_the_same_bytes(scalar_kernel, monkeypatch, turned):
+    rng = np.random.default_rng(11 + turned)
+    listed, boxes = random_case(rng, images=25, per_image=8)
+    batch = Boxes.of(boxes)
+    rotations = batch.rotations(rng.uniform(-15, 15, len(boxes))) if turned else None
+    for out_w, out_h in [(15, 15), (39, 39), (31, 39)]:
+        want = batch.crops(listed, out_w, out_h, rotations=rotations)
+        with monkeypatch.context() as m:
+            m.setattr(cropkernel, "load", lambda: scalar_kernel)
+            got = batch.crops(listed, out_w, out_h, rotations=rotations)
+        assert np.array_equal(got, want), f"{(got != want).any(axis=(1, 2)).sum()} of {len(boxes)} crops differ"
+
+
 def test_images_the_kernel_cannot_read_go_through_opencv():
     rng = np.random.default_rng(5)
     img = rng.integers(0, 256, (120, 160), dtype=np.uint8)
