@@ -256,29 +256,33 @@ static int clampi(int v, int hi) { return v < 0 ? 0 : v > hi ? hi : v; }
  * down to 1/32. OpenCV weighs the four taps with a table, (1 - fy)(1 - fx) * 2^15 and so on
  * rounded, for fx, fy in 1/32 steps: each entry is exactly 32 * (32 * (1 - fy)) * (32 * fx)
  * (integers, no rounding), so the weighted sum splits into a pass along x and one along y.
- * Without rotation (the cascade's crops) the x taps are the same on every row: each source
- * row is weighed along x once, kept for the next output row, and the output rows mix two. */
+ * Without rotation (the cascade's crops) the x taps are the same on every row and the y taps
+ * the same along a row: warp_shifted. Turned crops: warp_rotated, pixel by pixel. */
 static void warp_rotated(const uint8_t *img, int w, int h, int64_t step, const double *inv,
                          int mw, int mh, int *cols, uint8_t *cut);
 
-#ifdef DL_SSE2
 /* The unturned cut with its taps summed down first, then along x: each output row blends its
  * two source rows (weights 32 - fy, fy) over the columns its taps read, edges replicated, and
- * each output pixel weighs two neighbours of that blend (32 - fx, fx). The same integers as the
- * x-then-y order (exact products and sums), and (32 s + 2^14) >> 15 = (s + 512) >> 10.
- * sx: each output column's left tap, unclamped, in lo..hi; wx: (32 - fx) | fx << 16. */
+ * each output pixel weighs two neighbours of that blend (32 - fx, fx). The same integers as
+ * OpenCV's sum (exact products and sums in any order), and (32 s + 2^14) >> 15 = (s + 512) >> 10.
+ * sx: each output column's left tap, unclamped, in lo..hi; wx: (32 - fx) | fx << 16; run and
+ * blend: room for mw / 8 ints and hi - lo + 2 shorts. */
 static void warp_shifted(const uint8_t *img, int w, int h, int64_t step, double a11, double b1,
                          int mw, int mh, int lo, int hi, const int *sx, const int *wx, int *run,
                          int16_t *blend, uint8_t *cut)
 {
     int n = hi - lo + 2;  /* blend[j]: source column lo + j, clamped to the image */
+    int first = lo < 0 ? -lo : 0, last = w - 1 - lo < n - 1 ? w - 1 - lo : n - 1;  /* inside */
+#ifdef DL_SSE2
     for (int x = 0; x + 8 <= mw; x += 8) {  /* run[b]: output columns 8b..8b+7 read 8 neighbouring taps */
         int same = 1;
         for (int k = 1; k < 8; k++) same &= sx[x + k] == sx[x] + k;
         run[x >> 3] = same;
     }
-    int first = lo < 0 ? -lo : 0, last = w - 1 - lo < n - 1 ? w - 1 - lo : n - 1;  /* inside */
     const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(512);
+#else
+    (void)run;
+#endif
     for (int y = 0; y < mh; y++) {
         int fy = ((int)lrint((a11 * y + b1) * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1)))
                  >> (AB_BITS - INTER_BITS);
@@ -288,16 +292,19 @@ static void warp_shifted(const uint8_t *img, int w, int h, int64_t step, double 
         int16_t edge0 = (int16_t)(wu * r0[0] + wd * r1[0]), edge1 = (int16_t)(wu * r0[w - 1] + wd * r1[w - 1]);
         int j = 0;
         for (; j < n && j < first; j++) blend[j] = edge0;
+#ifdef DL_SSE2
         const __m128i mu = _mm_set1_epi16((short)wu), md = _mm_set1_epi16((short)wd);
         for (; j + 8 <= last + 1; j += 8) {  /* j..j+7 inside the row: no read past it */
             __m128i p = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(r0 + lo + j)), zero);
             __m128i q = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(r1 + lo + j)), zero);
             _mm_storeu_si128((__m128i *)(blend + j), _mm_add_epi16(_mm_mullo_epi16(p, mu), _mm_mullo_epi16(q, md)));
         }
+#endif
         for (; j <= last; j++) blend[j] = (int16_t)(wu * r0[lo + j] + wd * r1[lo + j]);
         for (; j < n; j++) blend[j] = edge1;
         uint8_t *out = cut + (size_t)y * mw;
         int x = 0;
+#ifdef DL_SSE2
         for (; x + 8 <= mw; x += 8) {
             if (run[x >> 3]) {  /* taps at 8 neighbouring columns: the pairs from two loads */
                 const int16_t *b = blend + (sx[x] - lo);
@@ -319,13 +326,13 @@ static void warp_shifted(const uint8_t *img, int w, int h, int64_t step, double 
             __m128i v = _mm_packs_epi32(s0, s1);
             _mm_storel_epi64((__m128i *)(out + x), _mm_packus_epi16(v, v));
         }
+#endif
         for (; x < mw; x++) {
             const int16_t *b = blend + (sx[x] - lo);
             out[x] = (uint8_t)(((wx[x] & 0xffff) * b[0] + (wx[x] >> 16) * b[1] + 512) >> 10);
         }
     }
 }
-#endif
 
 static void warp_cut(const uint8_t *img, int w, int h, int64_t step, const double *m,
                      int mw, int mh, int *cols, uint8_t *cut)
@@ -334,57 +341,27 @@ static void warp_cut(const uint8_t *img, int w, int h, int64_t step, const doubl
     d = d != 0 ? 1. / d : 0;
     double a00 = m[4] * d, a11 = m[0] * d, a01 = -m[1] * d, a10 = -m[3] * d;
     double b0 = -a00 * m[2] - a01 * m[5], b1 = -a10 * m[2] - a11 * m[5];
-    if (a01 != 0 || a10 != 0) {
-        double inv[6] = {a00, a01, b0, a10, a11, b1};
+    double inv[6] = {a00, a01, b0, a10, a11, b1};
+    if (a01 != 0 || a10 != 0 || mw <= 0) {
         warp_rotated(img, w, h, step, inv, mw, mh, cols, cut);
         return;
     }
     int x_start = (int)lrint(b0 * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1));
-    /* per output column: left tap, right tap, their weights (the same for every row) */
-    int *left = cols, *right = cols + mw, *w_left = cols + 2 * mw, *w_right = cols + 3 * mw;
+    /* per output column: its left tap (not clamped) and the taps' weights 32 - fx | fx << 16 */
+    int *sx = cols, *wx = cols + mw;
     int lo = INT32_MAX, hi = INT32_MIN;
     for (int x = 0; x < mw; x++) {
         int fx = (x_start + (int)lrint(a00 * x * (1 << AB_BITS))) >> (AB_BITS - INTER_BITS);
-        left[x] = fx >> INTER_BITS;  /* not yet clamped */
-        w_right[x] = fx & 31;
-        w_left[x] = 32 - w_right[x];
-        if (left[x] < lo) lo = left[x];
-        if (left[x] > hi) hi = left[x];
+        sx[x] = fx >> INTER_BITS;
+        wx[x] = (32 - (fx & 31)) | (fx & 31) << 16;
+        if (sx[x] < lo) lo = sx[x];
+        if (sx[x] > hi) hi = sx[x];
     }
-#ifdef DL_SSE2
-    if (mw > 0 && (int64_t)hi - lo + 2 <= 4 * (int64_t)mw) {  /* the blended row fits in cols' last 2 mw ints */
-        for (int x = 0; x < mw; x++) right[x] = w_left[x] | w_right[x] << 16;
-        warp_shifted(img, w, h, step, a11, b1, mw, mh, lo, hi, left, right, w_left, (int16_t *)(cols + 4 * mw), cut);
+    if ((int64_t)hi - lo + 2 > 4 * (int64_t)mw) {  /* taps too far apart for the blended row in cols */
+        warp_rotated(img, w, h, step, inv, mw, mh, cols, cut);  /* the same arithmetic, pixel by pixel */
         return;
     }
-#endif
-    for (int x = 0; x < mw; x++) {
-        right[x] = clampi(left[x] + 1, w - 1);
-        left[x] = clampi(left[x], w - 1);
-    }
-    int *rows[2] = {cols + 4 * mw, cols + 5 * mw};  /* two source rows, weighed along x */
-    int have[2] = {-1, -1};
-    for (int y = 0; y < mh; y++) {
-        int fy = ((int)lrint((a11 * y + b1) * (1 << AB_BITS)) + (1 << (AB_BITS - INTER_BITS - 1)))
-                 >> (AB_BITS - INTER_BITS);
-        int want[2] = {clampi(fy >> INTER_BITS, h - 1), clampi((fy >> INTER_BITS) + 1, h - 1)};
-        const int *along[2];
-        for (int k = 0; k < 2; k++) {
-            int slot = have[0] == want[k] ? 0 : have[1] == want[k] ? 1 : -1;
-            if (slot < 0) {  /* weigh this source row along x, where the other wanted row is not */
-                slot = k == 1 && have[0] == want[0] ? 1 : k == 1 && have[1] == want[0] ? 0 : k;
-                const uint8_t *src = img + want[k] * step;
-                int *dst = rows[slot];
-                for (int x = 0; x < mw; x++) dst[x] = w_left[x] * src[left[x]] + w_right[x] * src[right[x]];
-                have[slot] = want[k];
-            }
-            along[k] = rows[slot];
-        }
-        int w_down = fy & 31, w_up = 32 - w_down;
-        uint8_t *out = cut + (size_t)y * mw;
-        for (int x = 0; x < mw; x++)
-            out[x] = (uint8_t)((32 * (w_up * along[0][x] + w_down * along[1][x]) + (1 << (COEF_BITS - 1))) >> COEF_BITS);
-    }
+    warp_shifted(img, w, h, step, a11, b1, mw, mh, lo, hi, sx, wx, cols + 2 * mw, (int16_t *)(cols + 4 * mw), cut);
 }
 
 static void warp_rotated(const uint8_t *img, int w, int h, int64_t step, const double *inv,

@@ -82,6 +82,24 @@ def test_kernel_cuts_opencvs_turned_crops(out_w, out_h):
         cropkernel.enable(True)
 
 
+def test_cuts_at_a_lower_resolution_than_the_box():
+    """Matrices that shrink while cutting (Box.crop never makes them; the loop takes any): taps
+    far apart go pixel by pixel, still warpAffine's pixels."""
+    rng = np.random.default_rng(3)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300), dtype=np.uint8), (0, 0), 1.5)
+    sources = cropkernel.SourceImages([img] * 6)
+    scales = np.array([0.1, 0.2, 0.24, 0.26, 0.5, 1.0])
+    mats = np.zeros((6, 2, 3))
+    mats[:, 0, 0], mats[:, 1, 1] = scales, scales * 1.1
+    mats[:, 0, 2], mats[:, 1, 2] = rng.uniform(-20, 5, 6), rng.uniform(-20, 5, 6)
+    mid_w, mid_h = np.full(6, 40, dtype=np.intc), np.full(6, 30, dtype=np.intc)
+    out = np.zeros((6, 15, 20), np.uint8)
+    cropkernel.cut(sources, 0, 6, mats, mid_w, mid_h, out)
+    for m, got in zip(mats, out):
+        cut = cv2.warpAffine(img, m, (40, 30), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        assert np.array_equal(got, cv2.resize(cut, (20, 15), interpolation=cv2.INTER_AREA))
+
+
 @pytest.fixture(scope="module")
 def scalar_kernel(tmp_path_factory):
     """The same source built without its SSE2 loops (-DDL_NO_SIMD): what an ARM machine runs."""
