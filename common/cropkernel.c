@@ -70,9 +70,9 @@ typedef struct {
     Cell *xt, *yt;     /* OpenCV's cells along x and down */
     int *slot_src;     /* the cells of output column dx: slot t of dx at t * dw + dx (weight 0 where fewer) */
     float *slot_alpha;
-    float *buf, *sum;  /* one source row weighed along x; the output row being summed */
+    float *sum;        /* the output row being summed */
+    float *weighed;    /* every source row weighed along x, row after row (weigh_rows) */
     uint8_t *quad;     /* SSE2: the cut's rows interleaved in fours (interleave_quads) */
-    float *weighed;    /* SSE2: every source row weighed along x, row after row */
 } Shrink;
 
 static void shrink_size(Shrink *z, int sw, int sh)
@@ -162,17 +162,27 @@ static void weigh_quads(const uint8_t *quad, int sw, int sh, const int *src, con
         }
     }
 }
-#else
-/* buf[dx] = sum over slots t of row[src[t dw + dx]] * alpha[t dw + dx], added in slot order. */
-static void weigh_row(const uint8_t *row, const int *src, const float *alpha, int slots, int dw, float *buf)
-{
-    for (int dx = 0; dx < dw; dx++) {
-        float acc = 0.f;
-        for (int t = 0; t < slots; t++) acc += row[src[t * dw + dx]] * alpha[t * dw + dx];
-        buf[dx] = acc;
-    }
-}
 #endif
+
+/* z->weighed[y dw + dx] for every row y of the cut src (sw x sh): the sum over slots t of
+ * src[y][slot_src[t dw + dx]] * slot_alpha[t dw + dx], added in slot order (OpenCV's). */
+static void weigh_rows(Shrink *z, const uint8_t *src, int sw, int sh)
+{
+    int dw = z->dw;
+#ifdef DL_SSE2
+    interleave_quads(src, sw, sh, z->quad);
+    weigh_quads(z->quad, sw, sh, z->slot_src, z->slot_alpha, z->slots, dw, z->weighed);
+#else
+    for (int y = 0; y < sh; y++) {
+        const uint8_t *row = src + (size_t)y * sw;
+        for (int dx = 0; dx < dw; dx++) {
+            float acc = 0.f;
+            for (int t = 0; t < z->slots; t++) acc += row[z->slot_src[t * dw + dx]] * z->slot_alpha[t * dw + dx];
+            z->weighed[(size_t)y * dw + dx] = acc;
+        }
+    }
+#endif
+}
 
 static void add_scaled(float *sum, float beta, const float *buf, int n)  /* sum += beta * buf */
 {
@@ -215,29 +225,16 @@ static void shrink(Shrink *z, const uint8_t *src, int sw, int sh, uint8_t *dst)
             }
         return;
     }
-    /* ResizeArea_Invoker: each source row weighed along x (each column adding its cells in
-     * OpenCV's order; a row in two y cells is weighed once), then summed down into its output row. */
+    /* ResizeArea_Invoker: each source row weighed along x once (each column adding its cells in
+     * OpenCV's order), then summed down into its output row. */
     const Cell *yt = z->yt;
     float *sum = z->sum;
     int prev = yt[0].di;
-#ifdef DL_SSE2
-    interleave_quads(src, sw, sh, z->quad);
-    weigh_quads(z->quad, sw, sh, z->slot_src, z->slot_alpha, z->slots, dw, z->weighed);
-#else
-    float *buf = z->buf;
-    int weighed = -1;
-#endif
+    weigh_rows(z, src, sw, sh);
     for (int dx = 0; dx < dw; dx++) sum[dx] = 0.f;
     for (int j = 0; j < z->ny; j++) {
         float beta = yt[j].alpha;
-#ifdef DL_SSE2
         const float *buf = z->weighed + (size_t)yt[j].si * dw;
-#else
-        if (yt[j].si != weighed) {
-            weigh_row(src + (size_t)yt[j].si * sw, z->slot_src, z->slot_alpha, z->slots, dw, buf);
-            weighed = yt[j].si;
-        }
-#endif
         if (yt[j].di != prev) {
             row_to_u8(sum, dw, dst + (size_t)prev * dw);
             for (int dx = 0; dx < dw; dx++) sum[dx] = 0.f;
@@ -408,25 +405,24 @@ int dl_crops(int n, const uint8_t *const *images, const int *widths, const int *
         if (mid_h[i] > max_h) max_h = mid_h[i];
     }
     int max_slots = max_w / out_w + 2;
-    Shrink z = {-1, -1, out_w, out_h, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    Shrink z = {-1, -1, out_w, out_h, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     uint8_t *cut = malloc((size_t)max_w * max_h);
     int *cols = malloc(sizeof(int) * 6 * (size_t)max_w);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
     z.xt = malloc(sizeof(Cell) * (size_t)(2 * max_w + 2));
     z.yt = malloc(sizeof(Cell) * (size_t)(2 * max_h + 2));
     z.slot_src = malloc(sizeof(int) * (size_t)(max_slots * out_w));
-    z.slot_alpha = malloc(sizeof(float) * (size_t)(max_slots * out_w + 2 * out_w));
+    z.slot_alpha = malloc(sizeof(float) * (size_t)(max_slots * out_w + out_w));
+    z.weighed = malloc(sizeof(float) * (size_t)max_h * out_w);
 #ifdef DL_SSE2
     z.quad = malloc((size_t)(max_h + 3) / 4 * 4 * max_w);
-    z.weighed = malloc(sizeof(float) * (size_t)max_h * out_w);
-    int ok = z.quad && z.weighed;
+    int ok = z.quad != NULL;
 #else
     int ok = 1;
 #endif
-    ok = ok && cut && cols && order && z.xt && z.yt && z.slot_src && z.slot_alpha;
+    ok = ok && cut && cols && order && z.xt && z.yt && z.slot_src && z.slot_alpha && z.weighed;
     if (ok) {
-        z.buf = z.slot_alpha + max_slots * out_w;
-        z.sum = z.buf + out_w;
+        z.sum = z.slot_alpha + max_slots * out_w;
         /* in order of cut size, so that the area tables are made once per size */
         for (int i = 0; i < n; i++) order[i] = ((int64_t)mid_w[i] << 42) | ((int64_t)mid_h[i] << 21) | i;
         qsort(order, (size_t)n, sizeof(int64_t), by_size);
