@@ -37,10 +37,11 @@ Options:
                  squared error), distance (mean point distance) or l1 (mean absolute error)
   -h, --help     this text
 
-Environment: DEEP_LANDMARK_CONV_COLUMNS=1 makes Caffe convolve image by image in BVLC Caffe's
-order (slower; the released weights bit for bit; README "Training time").
-DEEP_LANDMARK_OPENCV_CROPS=1 cuts the crops with OpenCV instead of common/cropkernel.c (the
-same bytes, slower).
+A full run on the CUHK data remakes the released model's weights bit for bit (the set-up's
+Caffe keeps BVLC Caffe's arithmetic order; OpenBLAS on another kind of CPU may round otherwise).
+
+Environment: DEEP_LANDMARK_OPENCV_CROPS=1 cuts the crops with OpenCV instead of
+common/cropkernel.c (the same bytes, slower).
 EOF
 }
 
@@ -120,21 +121,24 @@ finish_step() {
     STEP_NAME=""
 }
 
-# Set-up always runs: it takes a second when everything is in place.
-banner setup "system packages and .venv"
-bash scripts/setup.sh
-
-# The data must be there before anything long starts.
-$PY - "${DATA_FLAGS[@]}" <<'EOF' || exit 1
+# The data must be there before anything long starts, the set-up's Caffe build included
+# (common/paths.py needs nothing beyond Python itself).
+${PYTHON:-python3} - "$QUICK" "${DATA_FLAGS[@]}" <<'EOF' || exit 1
 import sys
 from common.paths import DataMissing, data_lists
-arg = sys.argv[2] if len(sys.argv) > 2 else None
+quick, arg = sys.argv[1] == "1", (sys.argv[3] if len(sys.argv) > 3 else None)
 try:
     train, test = data_lists(arg)
 except DataMissing as exc:
-    sys.exit(f"\n{exc}")
+    sys.exit(f"\n{exc}" + ("" if quick else
+             "\n\nNo data yet? ./bootstrap.sh --quick runs the whole pipeline now, on the sample\n"
+             "committed under tests/data/sample/ (a few hundred iterations a net; results in build/quick/)."))
 print(f"data: {train.parent}")
 EOF
+
+# Set-up always runs: it takes a second when everything is in place.
+banner setup "system packages and .venv"
+bash scripts/setup.sh
 
 if selected prototxt; then
     banner prototxt "render model/<level>_<name>/*.prototxt from model/templates"

@@ -4,6 +4,7 @@ cascade) by roll, face size, canvas size and degradation.
 
     .venv/bin/python benchmarks/wild.py [--faces 600] [--detector mtcnn] [--angles 0 45 -45 90 -90]
         [--model DIR] [--data DIR] [--seed 0] [--json FILE] [--examples DIR] [--save-set DIR]
+        [--min-confidence P]
 
 Only test-split faces are used (never the training list). Each synthetic photo holds one of
 them, chosen evenly over the list: its square region (2.2 box widths) rotated by a roll of
@@ -12,7 +13,8 @@ scaled to a box width drawn log-uniformly from 24 to 400 px (at most 280 on 640x
 through a feathered round mask onto a 640x480 or 1920x1080 canvas tiled with pieces of other
 test images that hold no listed face; then each of blur, darkening and JPEG re-encoding with
 probability 0.2. A face is found when a returned face's region holds the true eyes and nose;
-its error is the distance to the truth over the true box width (%), as elsewhere in the project.
+its error is the distance to the truth over the true box width (%), as elsewhere in the project;
+the JSON keeps its confidence and those of the false faces (common.confidence --report --wild).
 The set is built one photo at a time (deterministic for a --seed); about 1 s a photo with
 MTCNN and five angles on 2 shared cores, so the default 600 faces take about 10 minutes.
 """
@@ -37,7 +39,8 @@ from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import FaceSample, format_line, read_list
 from common.netfiles import MODEL_HELP
 from common.nets import POINTS
-from common.orientation import DEFAULT_ANGLES, eye_roll
+from common.orientation import DEFAULT_ANGLES
+from common.rotation import eye_roll, rotation_about, transform
 from common.paths import DATA_ENV, DataMissing, data_lists, rel
 
 ROLL_BUCKETS = (0, 15, 30, 45, 60, 90)
@@ -52,6 +55,17 @@ TARGET_FOUND = 99.0      # % found, every roll bucket up to TARGET_MAX_ROLL
 TARGET_MAX_ROLL = 60
 TARGET_RATIO = 1.3       # error at 45 degrees / error at 0
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cuhk_facepoint"
+
+
+def read_test_split(data: str | None, prog: str) -> tuple[Path, list[FaceSample]]:
+    """(the test list, its faces) of the data set (--data, else $DEEP_LANDMARK_DATA, else the
+    shared copy); exits with status 2 and one line naming the problem when they cannot be read."""
+    try:
+        _, test_list = data_lists(data or os.environ.get(DATA_ENV) or DEFAULT_DATA)
+        return test_list, read_list(test_list)
+    except (DataMissing, FileNotFoundError, ValueError) as exc:
+        print(f"{prog}: {' '.join(str(exc).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 # --- building one photo -------------------------------------------------------------------
@@ -101,8 +115,9 @@ class Backgrounds:
         out = [(max(0, x0), min(w, x1), max(0, y0), min(h, y1)) for x0, x1, y0, y1 in cands]
         return img, [r for r in out if r[1] - r[0] >= self.MIN_SIDE and r[3] - r[2] >= self.MIN_SIDE]
 
-    def piece(self, rng: np.random.Generator, exclude: Path, tw: int, th: int) -> np.ndarray:
-        """A (th, tw, 3) piece: a window of a random strip with the tile's aspect, resized."""
+    def piece(self, rng: np.random.Generator, exclude: Path, tw: int, th: int, log: list | None = None) -> np.ndarray:
+        """A (th, tw, 3) piece: a window of a random strip with the tile's aspect, resized.
+        `log` gets (sample index, (left, top, right, bottom) of the window in its image)."""
         for _ in range(50):
             k = int(rng.integers(len(self.samples)))
             if self.samples[k].image_path == exclude:
@@ -119,13 +134,16 @@ class Backgrounds:
             ox = x0 + int(rng.integers(0, sw - ww + 1))
             oy = y0 + int(rng.integers(0, sh - wh + 1))
             window = img[oy:oy + wh, ox:ox + ww]
+            if log is not None:
+                log.append((k, (ox, oy, ox + window.shape[1], oy + window.shape[0])))
             if rng.random() < 0.5:
                 window = window[:, ::-1]
             return cv2.resize(window, (tw, th), interpolation=cv2.INTER_LINEAR)
         return np.full((th, tw, 3), 128, np.uint8)
 
-    def canvas(self, rng: np.random.Generator, exclude: Path, width: int, height: int) -> np.ndarray:
-        """The canvas tiled in rows of pieces of random heights and widths."""
+    def canvas(self, rng: np.random.Generator, exclude: Path, width: int, height: int,
+               log: list | None = None) -> np.ndarray:
+        """The canvas tiled in rows of pieces of random heights and widths (`log`: see piece)."""
         out = np.empty((height, width, 3), np.uint8)
         y = 0
         while y < height:
@@ -135,7 +153,7 @@ class Backgrounds:
             while x < width:
                 tw = int(th * rng.uniform(0.6, 1.6))
                 tw = width - x if width - x < tw * 1.4 else tw
-                out[y:y + th, x:x + tw] = self.piece(rng, exclude, tw, th)
+                out[y:y + th, x:x + tw] = self.piece(rng, exclude, tw, th, log)
                 x += tw
             y += th
         return cv2.GaussianBlur(out, (0, 0), 0.8)
@@ -161,6 +179,51 @@ def place(rng: np.random.Generator, canvas: tuple[int, int], side: int, size: fl
     return centre[0], centre[1]
 
 
+def patch_side(size: float, region: float = REGION) -> int:
+    """Side of the square pasted for a face `size` pixels wide (odd, so it has a centre pixel)."""
+    return int(math.ceil(region * size)) | 1
+
+
+def paste_face(image: np.ndarray, sample: FaceSample, roll: float, size: float, centre: tuple[float, float],
+               face_img: np.ndarray | None = None, region: float = REGION,
+               light=None) -> tuple[np.ndarray, tuple[float, float], float]:
+    """Paste `sample`'s face into `image` (in place): its square region (`region` box widths)
+    rotated by `roll` (counter-clockwise as shown) and scaled to a box width of `size`, through
+    a feathered round mask centred at `centre` and clipped to the image; `light` (uint8 patch ->
+    uint8 patch) changes the face's lighting first. Returns (true points (5, 2), the box centre,
+    the box height), in image pixels."""
+    if face_img is None:
+        face_img = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+        if face_img is None:
+            raise FileNotFoundError(f"cannot read image {sample.image_path}")
+    height, width = image.shape[:2]
+    scale = size / sample.box.width
+    side = patch_side(size, region)
+    half = (side - 1) / 2.0
+    cx, cy = sample.box.center
+    # Source image -> patch: rotate by `roll` and scale about the box centre, centre at `half`.
+    m = rotation_about((cx, cy), roll, scale, to=(half, half))
+    patch = cv2.warpAffine(face_img, m, (side, side), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    if light is not None:
+        patch = light(patch)
+    px, py = centre
+    ox, oy = int(round(px - half)), int(round(py - half))   # canvas pixel of patch pixel (0, 0)
+    # The paste, clipped to the canvas.
+    x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + side, width), min(oy + side, height)
+    if x1 > x0 and y1 > y0:  # a face wholly outside (a video's face leaving) pastes nothing
+        alpha = round_mask(side)[y0 - oy:y1 - oy, x0 - ox:x1 - ox, None]
+        src = patch[y0 - oy:y1 - oy, x0 - ox:x1 - ox].astype(np.float32)
+        dst = image[y0:y1, x0:x1].astype(np.float32)
+        image[y0:y1, x0:x1] = np.clip(alpha * src + (1 - alpha) * dst + 0.5, 0, 255).astype(np.uint8)
+
+    m[0, 2] += ox
+    m[1, 2] += oy
+    pts = sample.points @ m[:, :2].T + m[:, 2]
+    box_centre = tuple(float(v) for v in (np.array([cx, cy]) @ m[:, :2].T + m[:, 2]))
+    return pts, box_centre, sample.box.height * scale
+
+
 def build_photo(index: int, sample: FaceSample, roll: float, size: float, canvas: tuple[int, int],
                 backgrounds: Backgrounds, seed: int) -> Photo:
     rng = np.random.default_rng([seed, index, 1])
@@ -169,30 +232,8 @@ def build_photo(index: int, sample: FaceSample, roll: float, size: float, canvas
         raise FileNotFoundError(f"cannot read image {sample.image_path}")
     width, height = canvas
     image = backgrounds.canvas(rng, sample.image_path, width, height)
-
-    scale = size / sample.box.width
-    side = int(math.ceil(REGION * size)) | 1
-    half = (side - 1) / 2.0
-    cx, cy = sample.box.center
-    # Source image -> patch: rotate by `roll` and scale about the box centre, centre at `half`.
-    m = cv2.getRotationMatrix2D((cx, cy), roll, scale)
-    m[0, 2] += half - cx
-    m[1, 2] += half - cy
-    patch = cv2.warpAffine(face_img, m, (side, side), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT)
-    px, py = place(rng, canvas, side, size, roll)
-    ox, oy = int(round(px - half)), int(round(py - half))   # canvas pixel of patch pixel (0, 0)
-    # The paste, clipped to the canvas.
-    x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + side, width), min(oy + side, height)
-    alpha = round_mask(side)[y0 - oy:y1 - oy, x0 - ox:x1 - ox, None]
-    src = patch[y0 - oy:y1 - oy, x0 - ox:x1 - ox].astype(np.float32)
-    dst = image[y0:y1, x0:x1].astype(np.float32)
-    image[y0:y1, x0:x1] = np.clip(alpha * src + (1 - alpha) * dst + 0.5, 0, 255).astype(np.uint8)
-
-    m[0, 2] += ox
-    m[1, 2] += oy
-    pts = sample.points @ m[:, :2].T + m[:, 2]
-    centre = tuple(float(v) for v in (np.array([cx, cy]) @ m[:, :2].T + m[:, 2]))
+    centre = place(rng, canvas, patch_side(size), size, roll)
+    pts, centre, box_height = paste_face(image, sample, roll, size, centre, face_img)
 
     degr: dict = {}
     if rng.random() < DEGRADE_P:
@@ -214,8 +255,7 @@ def build_photo(index: int, sample: FaceSample, roll: float, size: float, canvas
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         degr["jpeg"] = {"quality": quality}
-    return Photo(index, sample, roll, size, canvas, image, pts, centre,
-                 sample.box.height * scale, degr)
+    return Photo(index, sample, roll, size, canvas, image, pts, centre, box_height, degr)
 
 
 def plan(n: int, seed: int) -> list[tuple[float, float, tuple[int, int]]]:
@@ -235,22 +275,28 @@ def plan(n: int, seed: int) -> list[tuple[float, float, tuple[int, int]]]:
 
 
 # --- scoring ------------------------------------------------------------------------------
+def holds(face, points: np.ndarray) -> bool:
+    """Whether the face's region (its box turned by -roll) holds the true eyes and nose."""
+    up = transform(np.asarray(points, np.float64)[:3], rotation_about(face.box.center, face.roll))
+    b = face.box
+    return bool(((up[:, 0] >= b.left) & (up[:, 0] <= b.right) & (up[:, 1] >= b.top) & (up[:, 1] <= b.bottom)).all())
+
+
 def score(photo: Photo, faces) -> tuple[dict, object]:
     """Found (a returned face's region holds the true eyes and nose), the closest such face's
     error (% of the true box width, per point and mean) and the false detections."""
-    best, best_err, hits = None, None, 0
+    best, best_err, hits, false_conf = None, None, 0, []
     for face in faces:
-        m = cv2.getRotationMatrix2D(face.box.center, face.roll, 1.0)
-        up = photo.points[:3] @ m[:, :2].T + m[:, 2]
-        b = face.box
-        inside = ((up[:, 0] >= b.left) & (up[:, 0] <= b.right) & (up[:, 1] >= b.top) & (up[:, 1] <= b.bottom)).all()
-        if not inside:
+        if not holds(face, photo.points):
+            if face.confidence is not None:
+                false_conf.append(round(float(face.confidence), 4))
             continue
         hits += 1
         err = np.linalg.norm(np.asarray(face.points) - photo.points, axis=1) / photo.size * 100.0
         if best_err is None or err.mean() < best_err.mean():
             best, best_err = face, err
-    rec = {"found": best is not None, "faces_returned": len(faces), "false_faces": len(faces) - hits}
+    rec = {"found": best is not None, "faces_returned": len(faces), "false_faces": len(faces) - hits,
+           "false_confidences": false_conf}
     if best is not None:
         # Face.roll turns the photo upright, as does the eye-line roll of the truth (which is
         # about minus the roll given plus the source face's own lean of a few degrees).
@@ -259,6 +305,9 @@ def score(photo: Photo, faces) -> tuple[dict, object]:
                    point_errors=[round(float(e), 4) for e in best_err],
                    roll_found=round(float(best.roll), 2), roll_error=round(float(roll_err), 2),
                    points_found=[[round(float(x), 2), round(float(y), 2)] for x, y in best.points])
+        if best.confidence is not None:
+            rec.update(confidence=round(float(best.confidence), 4),
+                       point_confidence=[round(float(c), 4) for c in best.point_confidence])
     return rec, best
 
 
@@ -412,12 +461,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=int, default=600, help="test faces (photos), spread evenly over the test list")
     ap.add_argument("--detector", choices=detector_names(), default=DEFAULT_DETECTOR)
-    ap.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_ANGLES),
-                    help="rotations searched (degrees)")
+    ap.add_argument("--angles", type=float, nargs="+",
+                    help="rotations searched (degrees; default: the detector's own, "
+                         f"none for blaze, {' '.join(f'{a:g}' for a in DEFAULT_ANGLES)} for the others)")
     ap.add_argument("--model", help=MODEL_HELP)
     ap.add_argument("--min-face", type=float, metavar="PX",
                     help="mtcnn: search faces down to PX pixels in photos of any size, upright and "
                          "turned (default: the detector's size-dependent limits)")
+    ap.add_argument("--min-confidence", type=float, metavar="P",
+                    help="drop faces whose confidence is below P (default: the Landmarker's; 0 "
+                         "keeps all, to measure the confidence: common.confidence --report --wild)")
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write every photo's record and the tables here")
@@ -432,14 +485,11 @@ def main() -> int:
     from common.detectors import WeightsMissing
     from common.landmarker import Landmarker
 
-    try:
-        _, test_list = data_lists(args.data or os.environ.get(DATA_ENV) or DEFAULT_DATA)
-        samples = read_list(test_list)
-    except (DataMissing, FileNotFoundError, ValueError) as exc:
-        print(f"wild.py: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    test_list, samples = read_test_split(args.data, "wild.py")
     try:
         options = {} if args.min_face is None else {"min_face_everywhere": args.min_face}
+        if args.min_confidence is not None:
+            options["min_confidence"] = args.min_confidence
         lm = Landmarker(model=args.model, detector=args.detector, angles=args.angles, **options)
     except (WeightsMissing, RuleMissing, ModelMissing, ValueError) as exc:
         print(f"wild.py: cannot load the landmarker: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -459,7 +509,7 @@ def main() -> int:
         (args.save_set / "images").mkdir(parents=True, exist_ok=True)
 
     print(f"{n} synthetic photos from {rel(test_list)}; detector {args.detector} {lm.detector.settings()}, angles "
-          f"{' '.join(f'{a:g}' for a in args.angles)}; model {rel(lm.cascade.model_root)} "
+          f"{' '.join(f'{a:g}' for a in lm.angles)}; model {rel(lm.cascade.model_root)} "
           f"(level {lm.cascade.levels}); seed {args.seed}", flush=True)
     recs = []
     start = time.perf_counter()
@@ -509,7 +559,7 @@ def main() -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "settings": {"faces": n, "detector": args.detector, "angles": args.angles, "seed": args.seed,
+            "settings": {"faces": n, "detector": args.detector, "angles": list(lm.angles), "seed": args.seed,
                          "model": rel(lm.cascade.model_root), "levels": lm.cascade.levels,
                          "data": rel(test_list), "elapsed_s": round(elapsed, 1)},
             "tables": t, "checks": c, "photos": recs}, indent=1))

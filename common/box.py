@@ -8,8 +8,8 @@ Conventions
   relative r appears at output pixel r * w - 0.5. Projection and cropping agree exactly.
 - Crops that leave the image are padded by repeating the border pixels; the box is never
   shifted or clipped to fit.
-- Rotations are by `angle` degrees counter-clockwise about the box centre (as
-  cv2.getRotationMatrix2D), applied to the image before cropping.
+- Rotations are by `angle` degrees counter-clockwise about the box centre
+  (common.rotation.rotation_about), applied to the image before cropping.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from common import cropkernel
 from common.cropkernel import SourceImages
+from common.rotation import rotation_about, transform
 
 
 # Boxes.crops hands a thread this many boxes at a time: enough to outweigh the hand-over.
@@ -118,7 +119,7 @@ class Box:
         """3x3 matrix rotating image coordinates about the box centre."""
         m = np.eye(3)
         if angle:
-            m[:2] = cv2.getRotationMatrix2D(self.center, angle, 1.0)
+            m[:2] = rotation_about(self.center, angle)
         return m
 
     def to_relative(self, points: np.ndarray, angle: float = 0.0, rotation: np.ndarray | None = None) -> np.ndarray:
@@ -126,8 +127,7 @@ class Box:
         (`rotation`: self.rotation(angle), when the caller has it already)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if angle:
-            rot = self.rotation(angle) if rotation is None else rotation
-            pts = pts @ rot[:2, :2].T + rot[:2, 2]
+            pts = transform(pts, (self.rotation(angle) if rotation is None else rotation)[:2])
         return np.column_stack(((pts[:, 0] - self.left) / self.width,
                                 (pts[:, 1] - self.top) / self.height))
 

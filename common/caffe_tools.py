@@ -43,7 +43,8 @@ def check_gpu(caffe: str, device: int) -> None:
     if proc.returncode != 0:
         fatal = [ln.split("] ", 1)[-1].rstrip(".") for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("F")]
         raise CaffeMissing(f"{caffe} cannot use GPU {device}: {fatal[0] if fatal else f'exit {proc.returncode}'}. "
-                           f"A CUDA build of Caffe is needed (README, \"GPU\"); name its command with ${CAFFE_ENV}")
+                           f"A CUDA build of Caffe is needed (docs/install.md, \"GPU\"); "
+                           f"name its command with ${CAFFE_ENV}")
 
 
 def import_caffe():

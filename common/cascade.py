@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from common.box import Box, Boxes
 from common.cropkernel import SourceImages
-from common.crops import crop_boxes, standardise_all
 from common.nets import NETS, POINTS, CascadeNet, mirror_partner, of_level
 from common.netfiles import deploy_files, levels_available, missing_nets, resolve_model
+from common.netinputs import crop_boxes, standardise_all
 from common.paths import rel
 
 Grays = Sequence[np.ndarray] | SourceImages  # face i's gray image
@@ -127,25 +127,31 @@ class Cascade:
         return [boxes[k].to_absolute(r) for k, r in enumerate(relative)]
 
     def level1(self, grays: Grays, faces: Sequence[Box] | Boxes,
-               nets: Sequence[str] | None = None) -> np.ndarray:
+               nets: Sequence[str] | None = None, record: list | None = None) -> np.ndarray:
         """Mean (N, 5, 2) of the level-1 nets' estimates per point (`nets`: only these, e.g.
-        ["F1"])."""
+        ["F1"]; `record`: a list that gets (spec, points (N, k, 2)) for each net)."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
         specs = [s for s in of_level(1) if nets is None or s.name in nets]
         total = np.zeros((len(POINTS), len(faces), 2))  # point-major, for np.add.at
         count = np.zeros(len(POINTS))
-        for spec, points in zip(specs, self.net_points(specs, grays, faces)):
+        found = self.net_points(specs, grays, faces)
+        if record is not None:
+            record.extend(zip(specs, found))
+        for spec, points in zip(specs, found):
             np.add.at(total, list(spec.point_indices), points.transpose(1, 0, 2))
             count[list(spec.point_indices)] += 1
         return (total / count[:, None, None]).transpose(1, 0, 2)
 
     def patch_level(self, level: int, grays: Grays, faces: Sequence[Box] | Boxes,
-                    estimates: np.ndarray) -> np.ndarray:
-        """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point."""
+                    estimates: np.ndarray, record: list | None = None) -> np.ndarray:
+        """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point
+        (`record`: a list that gets (spec, point (N, 1, 2)) for each net)."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
         specs = of_level(level)
         which = [s.point_indices[0] for s in specs]
         found = np.stack(self.net_points(specs, grays, faces, estimates))[:, :, 0]  # (K, N, 2)
+        if record is not None:
+            record.extend((spec, f[:, None]) for spec, f in zip(specs, found))
         shift = np.zeros((len(POINTS), len(faces), 2))
         # np.add.at adds in net order: the same sums as one net at a time.
         np.add.at(shift, which, found - estimates[:, which].transpose(1, 0, 2))
@@ -155,17 +161,25 @@ class Cascade:
     def estimates(self, grays: Grays, faces: Sequence[Box],
                   levels: int | None = None) -> list[np.ndarray]:
         """Estimates (N, 5, 2) after each level 1..levels, in image pixels."""
+        return self.run(grays, faces, levels, record=False)[0]
+
+    def run(self, grays: Grays, faces: Sequence[Box], levels: int | None = None,
+            record: bool = True) -> tuple[list[np.ndarray], list[list]]:
+        """(`estimates`, and with `record` for each level its nets' own points: a list of
+        (spec, points (N, k, 2) in image pixels)), from one pass: the per-net points are what
+        the levels compute anyway (common.confidence reads them)."""
         levels = levels or self.levels
         if levels > self.levels:
             raise ValueError(f"cascade loaded {self.levels} levels, asked for {levels}")
+        nets: list[list] = [[] for _ in range(levels)]
         if len(faces) == 0:
-            return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)]
+            return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)], nets
         boxes = Boxes.of(faces)
         grays = grays if isinstance(grays, SourceImages) else SourceImages(grays)  # once for all levels
-        out = [self.level1(grays, boxes)]
+        out = [self.level1(grays, boxes, record=nets[0] if record else None)]
         for level in range(2, levels + 1):
-            out.append(self.patch_level(level, grays, boxes, out[-1]))
-        return out
+            out.append(self.patch_level(level, grays, boxes, out[-1], record=nets[level - 1] if record else None))
+        return out, nets
 
     def points(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:
         """Five points (N, 5, 2) for each face box in one gray image, after all levels."""

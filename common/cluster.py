@@ -1,13 +1,13 @@
-"""Photo collections on a Ray cluster: the per-image function of common/collection.py run by
-Ray actors instead of the local process pool (`predict --jsonl FILE --engine ray`).
+"""Photo collections on a Ray cluster: the per-image function (common/imagejob.py) run by Ray
+actors instead of common/collection.py's local process pool (`predict --jsonl FILE --engine ray`).
 
 Ray is an optional extra (requirements-cluster.txt, `scripts/setup.sh --cluster`); only this
 module imports it. Without --address a Ray instance is started on this machine for the run.
 
 What travels, and how:
 - Code and model go once, as the job's runtime_env working_dir: a small folder made here with
-  the library (common/), the cascade the driver resolved (each net's folder, about 2.3 MB) and
-  its box rule. Ray uploads it to the cluster once (named by its content hash, so a second run
+  the library (common/), the cascade the driver resolved (each net's folder, about 2.3 MB), its
+  box rule and the confidence model. Ray uploads it to the cluster once (named by its content hash, so a second run
   with the same model uploads nothing) and each node unpacks it once for all its workers, so
   every worker runs exactly the code and weights this machine would, whatever checkout or
   model/ folder the nodes have. The face detector's ONNX weights come with the pinned pip
@@ -29,13 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from common import collection
+from common.imagejob import image_line, start_worker
 from common.nets import NETS
 from common.paths import ROOT
 
 # Names inside the shipped folder (the working directory of every Ray worker).
 SHIPPED_MODEL = "cascade"
 SHIPPED_RULE = "box_rule.json"
+SHIPPED_CONFIDENCE = "confidence.json"
 # A local Ray instance keeps only paths and JSON lines in its object store: a small one leaves
 # the memory to the workers (Ray's own default takes 30% of the machine).
 LOCAL_OBJECT_STORE = 100 * 1024 ** 2
@@ -57,9 +58,10 @@ def _ray():
 
 
 def stage(options: dict, detector: str, folder: Path) -> dict:
-    """Fill `folder` with what the workers need (library, cascade, box rule) and return the
-    make_landmarker options for them, with paths relative to that folder."""
+    """Fill `folder` with what the workers need (library, cascade, box rule, confidence model)
+    and return the make_landmarker options for them, with paths relative to that folder."""
     from common.boxrule import rule_path
+    from common.confidence import CONFIDENCE_FILE
     from common.netfiles import resolve_model
     shutil.copytree(ROOT / "common", folder / "common",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -72,7 +74,9 @@ def stage(options: dict, detector: str, folder: Path) -> dict:
                 if f.is_file():
                     shutil.copy2(f, folder / SHIPPED_MODEL / spec.key / f.name)
     shutil.copy2(options.get("rule") or rule_path(detector), folder / SHIPPED_RULE)
-    return dict(options, model=SHIPPED_MODEL, rule=SHIPPED_RULE, detector=detector)
+    shutil.copy2(options.get("confidence") or CONFIDENCE_FILE, folder / SHIPPED_CONFIDENCE)
+    return dict(options, model=SHIPPED_MODEL, rule=SHIPPED_RULE, confidence=SHIPPED_CONFIDENCE,
+                detector=detector)
 
 
 class PhotoWorker:
@@ -83,8 +87,7 @@ class PhotoWorker:
         from common.paths import ROOT as here  # the unpacked working_dir on this node
         self.error = None
         try:
-            collection._start_worker(dict(options, model=str(here / options["model"]),
-                                          rule=str(here / options["rule"])))
+            start_worker(dict(options, **{k: str(here / options[k]) for k in ("model", "rule", "confidence")}))
         except LandmarkerUnavailable as exc:
             self.error = f"{os.uname().nodename}: {exc}"
 
@@ -92,7 +95,7 @@ class PhotoWorker:
         return self.error
 
     def one(self, name: str, path: str) -> dict:
-        return collection._one(name, path)
+        return image_line(name, path)
 
 
 @contextmanager

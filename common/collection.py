@@ -7,7 +7,7 @@ streamed to a file as it goes, on every core (`python -m common.predict DIR... -
   cannot be read: counted and reported, never fatal.
 - One process per core (--workers), each with its own detector and cascade; the parent only
   writes lines. Nothing is held in memory but the list of paths. The same per-image function
-  runs on a Ray cluster instead with --engine ray (common/cluster.py).
+  (common/imagejob.py) runs on a Ray cluster instead with --engine ray (common/cluster.py).
 - Re-running with the same output file skips the images it already holds, so an interrupted run
   loses nothing (a half-written last line is dropped and that image done again).
 """
@@ -20,6 +20,8 @@ from contextlib import AbstractContextManager, contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+from common.imagejob import image_line, start_worker
 
 # An engine: (images to do, workers, make_landmarker options) -> a context that holds an
 # iterator of their lines, in finishing order.
@@ -61,41 +63,12 @@ def already_done(out: Path) -> set[str]:
     return done
 
 
-# --- worker processes ------------------------------------------------------------------------
-_landmarker = None
-
-
-def _start_worker(options: dict) -> None:
-    global _landmarker
-    import cv2
-    cv2.setNumThreads(1)  # one process per core
-    from common.landmarker import make_landmarker
-    _landmarker = make_landmarker(**options, warn=lambda m: None)
-
-
-def _one(name: str, read_from: str | None = None) -> dict:
-    """The JSON line of one image. `read_from`: where this worker finds the file when that is
-    not `name` (a cluster worker gets an absolute path); the line always says `name`."""
-    from common.predict import Unreadable, do_image
-    path = Path(read_from or name)
-    try:
-        if not path.is_file():
-            raise Unreadable("no such file")
-        result = do_image(path, _landmarker, None)
-    except Unreadable as exc:
-        result = {"file": name, "error": str(exc)}
-    except Exception as exc:  # one odd file must not stop a run over 100,000 photos
-        result = {"file": name, "error": f"{type(exc).__name__}: {exc}"}
-    result["file"] = name
-    return result
-
-
 @contextmanager
 def pool_results(todo: list[str], workers: int | None, options: dict) -> Iterator[Iterator[dict]]:
     """The local engine: one spawned process per core (or `workers`), lines in finishing order."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    with get_context("spawn").Pool(workers, _start_worker, (options,)) as pool:
-        yield pool.imap_unordered(_one, todo, chunksize=1)
+    with get_context("spawn").Pool(workers, start_worker, (options,)) as pool:
+        yield pool.imap_unordered(image_line, todo, chunksize=1)
 
 
 def run(inputs: Iterable[str], out: Path, workers: int | None, options: dict,

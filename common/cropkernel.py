@@ -2,7 +2,8 @@
 
 scripts/setup.sh compiles cropkernel.c (`python -m common.cropkernel --build`) into
 .venv/lib/deep-landmark/, the file named by the source's checksum, so an edited source is never
-run from an old build. Without it (the set-up not run, or no compiler), or with
+run from an old build; when it cannot compile, the set-up warns and goes on. Without the
+build (the set-up not run, or no compiler), or with
 DEEP_LANDMARK_OPENCV_CROPS=1 in the environment (or `enable(False)`), `load()` says None and
 common.box cuts with OpenCV, one call per crop: the same bytes, slower.
 """
@@ -12,6 +13,7 @@ import argparse
 import ctypes
 import hashlib
 import os
+import shlex
 import subprocess
 import sys
 from functools import lru_cache
@@ -132,14 +134,15 @@ def cut(sources: SourceImages, start: int, stop: int, mats: np.ndarray, mid_w: n
 
 
 def build(compiler: str = "cc") -> tuple[Path, bool]:
-    """(the library for today's source, whether it was compiled now): compiles it unless it is
-    there, and removes builds of older sources."""
+    """(the library for today's source, whether it was compiled now): compiles it with
+    `compiler` (a command line, as $CC holds: "ccache gcc") unless it is there, and removes
+    builds of older sources."""
     out = library_path()
     if out.exists():
         return out, False
     LIB_DIR.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial")
-    subprocess.run([compiler, *CFLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True)
+    subprocess.run([*shlex.split(compiler), *CFLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True)
     partial.replace(out)
     for old in LIB_DIR.glob("cropkernel-*.so"):
         if old != out:

@@ -70,7 +70,7 @@ class NoFaces(ValueError):
 def _detected(landmarker, part, images):
     """The faces of `part` the landmarker finds (the region whose box best matches the listed
     box), with the cascade's inputs for them: what predict and the webapp would use."""
-    from common.boxrule import best_match
+    from common.boxrule_fit import best_match
     found, grays, boxes, back = [], [], [], []
     for face, image in zip(part, images):
         regions = landmarker.locate(image)

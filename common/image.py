@@ -5,6 +5,46 @@ import cv2
 import numpy as np
 
 
+# Channels of the arrays taken: gray, BGR, BGRA (what cv2.imread gives).
+CHANNELS = (1, 3, 4)
+
+
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit, wider integer or float pixels stretched to 8 bits between their own minimum and
+    maximum (NaN as 0). Such images have no fixed white (a 12-bit camera in 16 bits, floats in
+    0-1 or 0-255), and the detectors and the cascade see contrast, so stretching loses nothing
+    they use. The web app's uploads and Landmarker's arrays both go through here."""
+    arr = pixels.astype(np.float32)  # one copy of its own, worked on in place (large uploads)
+    np.nan_to_num(arr, copy=False)
+    lo, hi = float(arr.min()), float(arr.max())
+    arr -= lo
+    arr *= 255.0 / (hi - lo) if hi > lo else 0.0
+    # Rounded, not truncated: an 8-bit image widened to 16 bits (x 257) comes back unchanged.
+    return np.rint(arr, out=arr).astype(np.uint8)
+
+
+def checked_photo(image) -> np.ndarray:
+    """`image` as the detectors and the cascade take it: 8-bit gray, BGR or BGRA, as cv2.imread
+    gives; other integer and float depths go through to_8bit. ValueError naming the problem for
+    anything else. An 8-bit C-contiguous array comes back as it is (no copy)."""
+    if image is None:
+        raise ValueError("image is None: cv2.imread returns None for a file it cannot read")
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, as cv2.imread gives, not {type(image).__name__}")
+    shape = image.shape
+    if not (image.ndim == 2 or (image.ndim == 3 and shape[2] in CHANNELS)):
+        raise ValueError(f"image has shape {shape}: expected (height, width) gray, or (height, width, "
+                         "channels) with 1 (gray), 3 (BGR) or 4 (BGRA) channels")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"image is empty: shape {shape}")
+    if image.dtype != np.uint8:
+        if image.dtype.kind not in "uif":
+            raise ValueError(f"image has {image.dtype} pixels: expected 8-bit (uint8), or 16-bit, "
+                             "wider integer or float pixels (stretched to 8 bits)")
+        image = to_8bit(image)
+    return image if image.flags.c_contiguous else np.ascontiguousarray(image)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """8-bit gray from gray, BGR or BGRA."""
     if image.ndim == 2:

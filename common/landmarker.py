@@ -2,11 +2,14 @@
 
     from common.landmarker import Landmarker
     faces = Landmarker()(image)            # image: BGR, BGRA or gray array, as cv2.imread gives
+                                           # (16-bit or float: stretched to 8 bits)
     faces = Landmarker(detector="haar")(image)
 
-Steps: the detector searches the image at several rotations (common.orientation), each face's
-detector box is mapped to the training box convention by the detector's fitted rule
-(common.boxrule), and the cascade runs on it. A face rolled by more than UPRIGHT_ROLL degrees
+Steps: the detector searches the image (BlazeFace, the default, finds faces at every roll; MTCNN
+and Haar search turned copies too: common.orientation), each face's detector box is mapped to
+the training box convention by the detector's fitted rule (common.boxrule), and the cascade runs
+on it; its own nets' agreement gives each face a confidence (common.confidence), and faces below
+`min_confidence` are dropped: the verifier against false faces. A face rolled by more than UPRIGHT_ROLL degrees
 is first turned upright: the cascade runs on an upright copy of the region around it (the roll
 taken from the detector's eye points) and its points are mapped back into the photo. `predict`,
 the web app, `evaluate --boxes detector` and the benchmarks all go through this class.
@@ -14,24 +17,28 @@ the web app, `evaluate --boxes detector` and the benchmarks all go through this 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
+from common.align import TEMPLATE_SIZE, align_matrix, aligned_crop, check_size
 from common.box import Box, scale_points
 from common.boxrule import BoxRule, load_rule, rule_path
-from common.detectors import (DEFAULT_DETECTOR, FALLBACK_DETECTOR, Detection, WeightsMissing,
-                              detector_names, load_detector)
-from common.image import to_gray
+from common.detectors import (DEFAULT_DETECTOR, FALLBACK_DETECTOR, Detection, Detector, LooksAgain,
+                              WeightsMissing, detector_names, load_detector)
+from common.image import checked_photo, to_gray
 from common.netfiles import MODEL_HELP
 from common.nets import POINTS
-from common.orientation import DEFAULT_ANGLES, invert, search, transform
+from common.orientation import DEFAULT_ANGLES, search
 from common.paths import rel
+from common.rotation import invert, rotation_about, transform
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,14 @@ UPRIGHT_ROLL = 5.0
 # 39 pixels of them anyway).
 CHIP_MARGIN = 2.0
 CHIP_BOX_PX = 256
+# A face whose confidence is below this is looked at again a quarter turn either way
+# (Landmarker._second_look).
+DOUBT = 0.5
+# Faces whose confidence (common.confidence) is below this are dropped by default: the
+# verifier against false faces. benchmarks/wild.py, 300 photos, default detector: 0.017 false
+# faces a photo at 0.2 against 0.057 at 0.1, the same faces of 40 px and more found (the faces
+# 0.1-0.2 drops are mostly small, dark or blurred ones); result/README.md, "Confidence".
+MIN_CONFIDENCE = 0.2
 
 
 @dataclass(frozen=True)
@@ -57,17 +72,24 @@ class Face:
     points: np.ndarray
     roll: float = 0.0
     score: float = 1.0
+    # How likely all five points (each point) lie within 5% of the box width of the truth
+    # (common.confidence); None where not measured.
+    confidence: float | None = None
+    point_confidence: np.ndarray | None = None  # (5,)
+    # Which track the face belongs to in a video (common.tracker); None for a photo.
+    track_id: int | None = None
 
     def corners(self) -> np.ndarray:
         """(4, 2) corners of the face region in the photo: top-left, top-right, bottom-right,
         bottom-left of the upright face."""
         b = self.box
-        m = cv2.getRotationMatrix2D(b.center, -self.roll, 1.0)
+        m = rotation_about(b.center, -self.roll)
         return transform([(b.left, b.top), (b.right, b.top), (b.right, b.bottom), (b.left, b.bottom)], m)
 
-    def as_dict(self, ndigits: int = 2) -> dict:
-        """JSON form shared by `predict --json` and the web API."""
-        return {
+    def as_dict(self, ndigits: int = 2, align: int | None = None) -> dict:
+        """JSON form shared by `predict --json` and the web API; with `align` (a crop size),
+        also the aligned crop's `{size, matrix}` (photo -> crop)."""
+        out = {
             "box": {k: round(float(v), ndigits) for k, v in
                     zip(("left", "right", "top", "bottom"), self.box.as_tuple())},
             "roll": round(float(self.roll), 1),
@@ -75,11 +97,31 @@ class Face:
             "points": {name: [round(float(x), ndigits), round(float(y), ndigits)]
                        for name, (x, y) in zip(POINTS, self.points)},
         }
+        if self.confidence is not None:
+            out["confidence"] = round(float(self.confidence), 3)
+        if self.point_confidence is not None:
+            out["point_confidence"] = {name: round(float(c), 3) for name, c in zip(POINTS, self.point_confidence)}
+        if self.track_id is not None:
+            out["track_id"] = int(self.track_id)
+        if align is not None:
+            out["aligned"] = {"size": check_size(align),
+                              "matrix": [[round(float(v), 6) for v in row] for row in self.align_matrix(align)]}
+        return out
+
+    def align_matrix(self, size: int = TEMPLATE_SIZE) -> np.ndarray:
+        """2x3 matrix from photo pixels to the size x size aligned crop (common.align)."""
+        return align_matrix(self.points, size)
+
+    def aligned(self, image: np.ndarray, size: int = TEMPLATE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+        """(crop, 2x3 matrix photo -> crop): this face warped onto the ArcFace five-point
+        template, size x size pixels (common.align). `image` is the photo the face was found
+        in; the crop keeps its channels and depth."""
+        return aligned_crop(image, self.points, size)
 
     def scaled(self, fx: float, fy: float | None = None) -> "Face":
         """The same face in an image fx times as wide and fy times as high."""
         fy = fx if fy is None else fy
-        return Face(self.box.scaled(fx, fy), scale_points(self.points, fx, fy), self.roll, self.score)
+        return replace(self, box=self.box.scaled(fx, fy), points=scale_points(self.points, fx, fy))
 
 
 @dataclass(frozen=True)
@@ -91,33 +133,63 @@ class Region:
     detection: Detection
 
 
+def _entry(method):
+    """A public method that takes a photo: the photo checked at the door (common.image.
+    checked_photo: ValueError for None or a wrong shape, other depths stretched to 8 bits) and
+    the call run under the instance's lock (the class doc: threads)."""
+    @functools.wraps(method)
+    def entry(self, image, *args, **kwargs):
+        image = checked_photo(image)
+        with self._lock:
+            return method(self, image, *args, **kwargs)
+    return entry
+
+
 class Landmarker:
+    """Threads: one Landmarker may be shared; a lock lets one call run at a time (its detector
+    and cascade keep OpenCV nets and caches that calls change). For calls in parallel, give
+    each thread (or process) its own Landmarker, with its own `cascade` too."""
+
     def __init__(self, model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
-                 angles: Sequence[float] = DEFAULT_ANGLES, rule: str | os.PathLike | None = None,
-                 cascade=None, mirror: bool = True, **detector_options):
+                 angles: Sequence[float] | None = None, rule: str | os.PathLike | None = None,
+                 cascade=None, mirror: bool = True, min_confidence: float = MIN_CONFIDENCE,
+                 confidence=None, **detector_options):
         """`model`: cascade folder (common.netfiles.resolve_model); `detector`: a name in
-        common.detectors.DETECTORS; `angles`: rotations searched (`(0,)`: upright faces only);
+        common.detectors.DETECTORS; `angles`: rotations of the photo searched (`(0,)`: upright
+        only; default: the detector's `default_angles`, none for BlazeFace, which finds faces at
+        every roll, five for MTCNN and Haar);
         `rule`: the detector's box rule file (default model/box_rule_<detector>.json);
-        `mirror`: the cascade's test-time mirroring (common.cascade)."""
+        `mirror`: the cascade's test-time mirroring (common.cascade); `min_confidence`: faces
+        whose confidence is below it are dropped (0: none); `confidence`: the confidence model
+        (common.confidence.ConfidenceModel or its file; default model/confidence.json)."""
         from common.cascade import Cascade
+        from common.confidence import ConfidenceModel, default_model
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence:g}")
+        self.min_confidence = float(min_confidence)
+        self.confidence = (confidence if isinstance(confidence, ConfidenceModel)
+                           else ConfidenceModel.load(confidence) if confidence else default_model())
         self.cascade = cascade or Cascade(model, mirror=mirror)
         rule = rule or rule_path(detector)
         self.rule_file = load_rule(rule)
         if self.rule_file.detector != detector:
             raise ValueError(f"the box rule {rel(Path(rule))} was fitted for the {self.rule_file.detector} "
                              f"detector, not {detector}")
-        self.detector = load_detector(detector, **detector_options)
-        self.angles = tuple(float(a) for a in angles)
+        self.detector: Detector = load_detector(detector, **detector_options)
+        self.angles = tuple(float(a) for a in (self.detector.default_angles if angles is None else angles))
+        self._lock = threading.RLock()  # re-entrant: __call__ holds it across locate and landmarks
 
     @property
     def rule(self) -> BoxRule:
         return self.rule_file.rule
 
+    @_entry
     def __call__(self, image: np.ndarray) -> list[Face]:
         """Every face in `image` with its five points, left to right."""
         return self.landmarks(image, self.locate(image))
 
     # --- the two halves -----------------------------------------------------------------
+    @_entry
     def locate(self, image: np.ndarray) -> list[Region]:
         """The faces the detector finds, as the regions the cascade will look at."""
         return [self.region(d) for d in search(self.detector, image, self.angles)]
@@ -127,12 +199,61 @@ class Landmarker:
         upright (common.boxrule.RuleFile.place)."""
         return Region(*self.rule_file.place(det), det)
 
-    def landmarks(self, image: np.ndarray, regions: Sequence[Region]) -> list[Face]:
-        """The cascade's five points for each region (any order), faces left to right."""
-        levels = self.landmarks_levels(image, regions)
-        faces = [Face(r.box, p, r.roll, r.detection.score) for r, p in zip(regions, levels[-1])] if regions else []
+    def landmarks(self, image: np.ndarray, regions: Sequence[Region],
+                  min_confidence: float | None = None) -> list[Face]:
+        """The cascade's five points for each region (any order) with their confidences,
+        faces left to right; those below `min_confidence` (default: the Landmarker's) left out."""
+        regions = list(regions)
+        points, point_conf, face_conf = self.judge(image, regions)
+        self._second_look(image, regions, points, point_conf, face_conf)
+        least = self.min_confidence if min_confidence is None else min_confidence
+        faces = [Face(r.box, p, r.roll, r.detection.score, float(c), pc)
+                 for r, p, pc, c in zip(regions, points, point_conf, face_conf) if c >= least]
         return sorted(faces, key=lambda f: (f.box.left, f.box.top))
 
+    def _second_look(self, image, regions: list[Region], points, point_conf, face_conf) -> None:
+        """Regions the cascade doubts (confidence below DOUBT) looked at again a quarter and a
+        half turn away: a detector's points can read a face lying on its side as upright
+        (BlazeFace does for about a third of faces rolled by 90 degrees). The best look, if
+        better, replaces the region and its results in place. (Also tried: placing the box
+        from the cascade's own points, as the tracker does: it made false faces more
+        confident, benchmarks/wild.py 0.011 -> 0.039 false faces a photo at confidence 0.2.)"""
+        doubted = [i for i, c in enumerate(face_conf) if c < DOUBT and regions[i].detection.points is not None]
+        if not doubted:
+            return
+        turns = (90.0, -90.0, 180.0)
+        # A detector that can look again at a turned copy gives new points, and only where it
+        # sees a face there (most false faces end here, before the cascade); else the points turned.
+        again = self.detector.look_again if isinstance(self.detector, LooksAgain) else None
+        looks, owner = [], []
+        for i in doubted:
+            det = regions[i].detection
+            for t in turns:
+                seen = again(image, det, t) if again else det.turned(t)
+                if seen is not None:
+                    looks.append(self.region(seen))
+                    owner.append(i)
+        if not looks:
+            return
+        alt_points, alt_pc, alt_fc = self.judge(image, looks)
+        for j in np.argsort(alt_fc, kind="stable"):  # best last, so it wins
+            i = owner[j]
+            if alt_fc[j] > face_conf[i]:
+                regions[i], points[i], point_conf[i], face_conf[i] = looks[j], alt_points[j], alt_pc[j], alt_fc[j]
+
+    @_entry
+    def judge(self, image: np.ndarray, regions: Sequence[Region]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(points (N, 5, 2) in photo pixels, point confidences (N, 5), face confidences (N,))
+        for each region, in the regions' order: one cascade pass. The face confidence is the
+        verifier for detector regions (a false face scores near 0)."""
+        from common.confidence import point_features
+        grays, boxes, back = self.cascade_inputs(image, regions)
+        estimates, nets = self.cascade.run(grays, boxes)
+        widths = np.array([b.width for b in boxes], dtype=np.float64)
+        point_conf, face_conf = self.confidence.predict(point_features(estimates, nets, widths))
+        return to_photo(estimates[-1], back), point_conf, face_conf
+
+    @_entry
     def landmarks_levels(self, image: np.ndarray, regions: Sequence[Region],
                          levels: int | None = None) -> list[np.ndarray]:
         """Estimates (N, 5, 2) in photo pixels after each cascade level, one row per region."""
@@ -175,10 +296,8 @@ def upright_chip(image: np.ndarray, box: Box, roll: float) -> tuple[np.ndarray, 
     scale = min(1.0, CHIP_BOX_PX / max(box.width, box.height))
     side = int(np.ceil(CHIP_MARGIN * max(box.width, box.height) * scale)) | 1
     cx, cy = box.center
-    m = cv2.getRotationMatrix2D((cx, cy), roll, scale)
     half = (side - 1) / 2.0
-    m[0, 2] += half - cx
-    m[1, 2] += half - cy
+    m = rotation_about((cx, cy), roll, scale, to=(half, half))
     chip = cv2.warpAffine(image, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return chip, Box.around(half, half, box.width * scale / 2, box.height * scale / 2), m
 
@@ -197,51 +316,63 @@ def add_landmarker_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--detector", choices=detector_names(),
                     help=f"face detector (default: ${DETECTOR_ENV}, else {DEFAULT_DETECTOR}, or "
                          f"{FALLBACK_DETECTOR} when {DEFAULT_DETECTOR}'s weights are not installed)")
-    ap.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_ANGLES), metavar="DEG",
-                    help="rotations of the photo searched for tilted heads (default: "
-                         f"{' '.join(f'{a:g}' for a in DEFAULT_ANGLES)})")
+    ap.add_argument("--angles", type=float, nargs="+", metavar="DEG",
+                    help="rotations of the photo searched for tilted heads (default: none for "
+                         "blaze, which finds faces at every roll; "
+                         f"{' '.join(f'{a:g}' for a in DEFAULT_ANGLES)} for mtcnn and haar)")
     ap.add_argument("--upright", action="store_true",
-                    help="search the photo upright only (--angles 0): faster, misses heads "
-                         "tilted by more than about 25 degrees")
+                    help="search the photo unturned only (--angles 0); with mtcnn or haar this is "
+                         "faster and misses heads tilted by more than about 25 degrees")
     ap.add_argument("--min-face", type=float, metavar="PX",
-                    help="search faces down to PX pixels wide in photos of any size, upright and "
-                         "turned (mtcnn). Default: 24 upright and 40 turned, growing on photos "
-                         "over about 0.4 megapixels so large photos cost little more (README)")
+                    help="search faces down to PX pixels wide in photos of any size, whatever it "
+                         "costs (blaze, mtcnn). Default: blaze 40 px, growing on photos over about "
+                         "1 megapixel (1920x1080: 59 px) so large photos cost a few times a small "
+                         "one; mtcnn 24 upright and 40 turned, growing over about 0.4 megapixels")
     ap.add_argument("--rule", help="box rule file (default: model/box_rule_<detector>.json)")
     ap.add_argument("--no-mirror", dest="mirror", action="store_false",
                     help="no test-time mirroring in the cascade: half its net time, level-3 error "
-                         "1.14%% instead of 1.10%% of the box width (README)")
+                         "1.13%% instead of 1.09%% of the box width (docs/evaluation.md, "
+                         "'Test-time mirroring')")
+    ap.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE, metavar="P",
+                    help="drop faces whose confidence (the chance that all five points are within "
+                         f"5%% of the box width) is below P, 0..1 (default {MIN_CONFIDENCE:g}: drops "
+                         "most false faces, keeps real hard ones; 0 keeps every face)")
 
 
-def make_landmarker(model=None, detector: str | None = None, angles=DEFAULT_ANGLES, rule=None,
-                    warn=None, mirror: bool = True, **options) -> Landmarker:
+def make_landmarker(model=None, detector: str | None = None, angles=None, rule=None,
+                    warn=None, mirror: bool = True, min_confidence: float = MIN_CONFIDENCE,
+                    **options) -> Landmarker:
     """A Landmarker. The detector: `detector`, else $DEEP_LANDMARK_DETECTOR, else the default
     one, or Haar when the default one's weights are not installed (said through `warn`, by
     default this module's logger). LandmarkerUnavailable when it cannot be made."""
     from common.boxrule import RuleMissing
     from common.cascade import ModelMissing
+    from common.confidence import ConfidenceMissing
     warn = warn or log.warning
     detector = detector or os.environ.get(DETECTOR_ENV) or None
     try:
         try:
-            return Landmarker(model, detector or DEFAULT_DETECTOR, angles, rule, mirror=mirror, **options)
+            return Landmarker(model, detector or DEFAULT_DETECTOR, angles, rule, mirror=mirror,
+                              min_confidence=min_confidence, **options)
         except WeightsMissing as exc:
             if detector is not None or exc.altered:
                 raise
             warn(f"warning: {exc}; using the {FALLBACK_DETECTOR} detector instead")
-            return Landmarker(model, FALLBACK_DETECTOR, angles, rule, mirror=mirror)
-    except (ModelMissing, RuleMissing, WeightsMissing, ValueError, TypeError) as exc:
+            return Landmarker(model, FALLBACK_DETECTOR, angles, rule, mirror=mirror,
+                              min_confidence=min_confidence)
+    except (ModelMissing, RuleMissing, WeightsMissing, ConfidenceMissing, ValueError, TypeError) as exc:
         raise LandmarkerUnavailable(str(exc)) from None
 
 
 def landmarker_options(args: argparse.Namespace) -> dict:
     """make_landmarker's arguments from add_landmarker_args' options."""
     options = {} if args.min_face is None else {"min_face_everywhere": args.min_face}
-    if options and (args.detector or os.environ.get(DETECTOR_ENV) or DEFAULT_DETECTOR) != "mtcnn":
-        raise LandmarkerUnavailable("--min-face applies to the mtcnn detector only")
-    return dict(model=args.model, detector=args.detector,
-                angles=(0.0,) if args.upright else tuple(args.angles), rule=args.rule,
-                mirror=getattr(args, "mirror", True), **options)
+    if options and (args.detector or os.environ.get(DETECTOR_ENV) or DEFAULT_DETECTOR) == "haar":
+        raise LandmarkerUnavailable("--min-face applies to the blaze and mtcnn detectors only")
+    angles = (0.0,) if args.upright else None if args.angles is None else tuple(args.angles)
+    return dict(model=args.model, detector=args.detector, angles=angles, rule=args.rule,
+                mirror=getattr(args, "mirror", True),
+                min_confidence=getattr(args, "min_confidence", MIN_CONFIDENCE), **options)
 
 
 def landmarker_from_args(args: argparse.Namespace) -> Landmarker:

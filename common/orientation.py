@@ -3,74 +3,28 @@
 Detectors find upright faces (MTCNN to about +-25 degrees of roll, Haar less). A face rolled
 further is found by running the detector on rotated copies of the image and mapping what it
 finds back into the image. Angles are degrees counter-clockwise as the image is shown (the
-convention of cv2.getRotationMatrix2D).
+convention of cv2.getRotationMatrix2D). The rotations themselves are common/rotation.py's.
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from common.box import Box
-from common.detectors import Detection
+from common.detectors import TURNED_SEARCH, Detection, Detector
 from common.image import shrink_to
+from common.rotation import eye_roll, invert, rotate_image, transform
 
-# Rotations searched by default: a face at any roll up to +-90 degrees is within 22.5 degrees
-# of one of them.
-DEFAULT_ANGLES = (0.0, 45.0, -45.0, 90.0, -90.0)
+# Rotations searched by the detectors that find upright faces only.
+DEFAULT_ANGLES = TURNED_SEARCH
 # Two detections from different rotations are the same face above this IoU.
 MERGE_IOU = 0.4
 # A detection with this share of its box inside another's is the same face.
 INSIDE = 0.7
 # Two detections of one face agree on its roll within this many degrees.
 AGREE = 20.0
-
-
-def rotation(image_shape, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """(2x3 matrix from image to rotated pixels, (width, height) of the rotated canvas that
-    holds the whole image). Pixel centres are at integers."""
-    h, w = image_shape[:2]
-    a = math.radians(angle)
-    c, s = abs(math.cos(a)), abs(math.sin(a))
-    # Exact sizes for quarter turns (cos/sin are off by 1e-16 there).
-    nw = int(round(w * c + h * s)) if angle % 90 else (w if angle % 180 == 0 else h)
-    nh = int(round(w * s + h * c)) if angle % 90 else (h if angle % 180 == 0 else w)
-    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
-    m[0, 2] += (nw - w) / 2.0
-    m[1, 2] += (nh - h) / 2.0
-    return m, (nw, nh)
-
-
-def rotate_image(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """(the image rotated by `angle` on a canvas that holds all of it, the 2x3 matrix from
-    image to rotated pixels). Quarter turns are exact pixel moves."""
-    m, size = rotation(image.shape, angle)
-    turns = {90.0: cv2.ROTATE_90_COUNTERCLOCKWISE, -90.0: cv2.ROTATE_90_CLOCKWISE,
-             270.0: cv2.ROTATE_90_CLOCKWISE, 180.0: cv2.ROTATE_180, -180.0: cv2.ROTATE_180}
-    if angle == 0:
-        return image, m
-    if float(angle) in turns:
-        return cv2.rotate(image, turns[float(angle)]), m
-    return cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), m
-
-
-def invert(m: np.ndarray) -> np.ndarray:
-    return cv2.invertAffineTransform(m)
-
-
-def transform(points: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Points (N, 2) through a 2x3 affine matrix."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return pts @ m[:, :2].T + m[:, 2]
-
-
-def eye_roll(points: np.ndarray) -> float:
-    """The rotation (degrees, counter-clockwise) that makes the line from the left to the right
-    eye horizontal, the left eye on the left: 0 for an upright face."""
-    (lx, ly), (rx, ry) = points[0], points[1]
-    return math.degrees(math.atan2(ry - ly, rx - lx))
 
 
 def map_back(det: Detection, inverse: np.ndarray, angle: float, scale=(1.0, 1.0)) -> Detection:
@@ -134,7 +88,7 @@ def merge(found: Sequence[Detection], limit: float = MERGE_IOU) -> list[Detectio
     return kept
 
 
-def search(detector, image: np.ndarray, angles: Sequence[float] = DEFAULT_ANGLES) -> list[Detection]:
+def search(detector: Detector, image: np.ndarray, angles: Sequence[float] = DEFAULT_ANGLES) -> list[Detection]:
     """Every face the detector finds in the image rotated by any of `angles`, in image pixels.
 
     The photo is first shrunk as far as the detector allows (detector.work_scale; the turned

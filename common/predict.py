@@ -1,20 +1,26 @@
 """Five facial points for every face in images or videos.
 
-    python -m common.predict IMAGE_OR_VIDEO... [--json] [--out DIR] [--model DIR] [--detector NAME]
+    python -m common.predict IMAGE_OR_VIDEO... [--json] [--out DIR] [--align SIZE] [--model DIR] [--detector NAME]
     python -m common.predict DIR_OR_IMAGES... --jsonl FILE [--workers N]    (photo collections)
         [--engine ray [--address ADDR]]
 
-Faces are found by common.landmarker.Landmarker: the face detector (MTCNN by default, Haar
-with --detector haar) searches the photo upright and turned (tilted heads), each box is mapped
+Faces are found by common.landmarker.Landmarker: the face detector (BlazeFace by default, at
+every roll; MTCNN or Haar with --detector, searching the photo upright and turned), each box is mapped
 to the training box convention by the detector's fitted rule (model/box_rule_<detector>.json),
 and the cascade runs on it (on an upright copy for a tilted head). Prints each face's box, roll
 and points (JSON with --json). Images are only written when --out DIR is given: the input's name in DIR,
 with boxes and points drawn (videos frame by frame, as DIR/<name>.mp4).
 
+Videos are tracked (common.tracker): the full search runs every few frames and when a face is
+lost or its confidence drops; in between, each face's points give its box in the next frame and
+only the cascade runs. Each face of a frame then carries a `track_id`, the same while the face
+is followed. --no-track searches every frame as for photos (slower; no track_id).
+
 With --jsonl FILE, folders are walked for images and one JSON line per image is appended to
 FILE as it goes, on every core; re-running with the same FILE skips the images already in it
 (common/collection.py). With --engine ray [--address ADDR] the same per-image function runs
-on a Ray cluster instead (common/cluster.py; an optional extra, README).
+on a Ray cluster instead (common/cluster.py; an optional extra, docs/architecture.md,
+"Photo collections on a Ray cluster").
 
 Model folder: --model, else $DEEP_LANDMARK_MODEL, else the project's default model.
 Exit status: 0 when at least one file was processed (with or without faces), 1 when none
@@ -30,17 +36,15 @@ from typing import Sequence
 
 import cv2
 
+from common.align import parse_size
 from common.draw import draw_faces
+from common.imagejob import Unreadable, do_image
 from common.landmarker import (LandmarkerUnavailable, add_landmarker_args, landmarker_from_args,
                                landmarker_options)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 # Extensions cv2.imwrite can write; other inputs are written as PNG.
 WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-class Unreadable(Exception):
-    pass
 
 
 def output_path(out_dir: Path, src: Path, suffix: str, taken: set[Path]) -> Path:
@@ -54,25 +58,16 @@ def output_path(out_dir: Path, src: Path, suffix: str, taken: set[Path]) -> Path
     return path
 
 
-def do_image(path: Path, landmarker, out: Path | None) -> dict:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise Unreadable("not an image OpenCV can read")
-    faces = landmarker(image)
-    result = {"file": str(path), "width": image.shape[1], "height": image.shape[0],
-              "faces": [f.as_dict() for f in faces]}
-    if out is not None:
-        cv2.imwrite(str(out), draw_faces(image, faces))
-        result["written"] = str(out)
-    return result
-
-
-def do_video(path: Path, landmarker, out: Path | None, progress: bool) -> dict:
+def do_video(path: Path, landmarker, out: Path | None, progress: bool, align: int | None = None,
+             track: bool = True) -> dict:
     from tqdm import tqdm
+
+    from common.tracker import Tracker
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise Unreadable("not a video OpenCV can read")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    find = Tracker(landmarker, fps=fps).update if track else landmarker
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer = None
     frames = []
@@ -85,8 +80,8 @@ def do_video(path: Path, landmarker, out: Path | None, progress: bool) -> dict:
                 if not ok:
                     break
                 height, width = frame.shape[:2]
-                faces = landmarker(frame)
-                frames.append({"frame": len(frames), "faces": [f.as_dict() for f in faces]})
+                faces = find(frame)
+                frames.append({"frame": len(frames), "faces": [f.as_dict(align=align) for f in faces]})
                 if out is not None:
                     if writer is None:
                         writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
@@ -113,8 +108,10 @@ def describe(result: dict) -> str:
         lines = []
         for i, f in enumerate(faces, 1):
             b = f["box"]
-            lines.append(f"{indent}face {i}: box left={b['left']:.1f} right={b['right']:.1f} "
-                         f"top={b['top']:.1f} bottom={b['bottom']:.1f} roll={f['roll']:+.0f}")
+            track = f" (track {f['track_id']})" if "track_id" in f else ""
+            lines.append(f"{indent}face {i}{track}: box left={b['left']:.1f} right={b['right']:.1f} "
+                         f"top={b['top']:.1f} bottom={b['bottom']:.1f} roll={f['roll']:+.0f}"
+                         + (f" confidence={f['confidence']:.2f}" if "confidence" in f else ""))
             lines.append(indent + "  " + "  ".join(f"{k} ({x:.1f}, {y:.1f})"
                                                    for k, (x, y) in f["points"].items()))
         return lines
@@ -134,7 +131,18 @@ def describe(result: dict) -> str:
         lines = [f"{head}: no face found"]
     if "written" in result:
         lines.append(f"  wrote {result['written']}")
+    if result.get("crops"):
+        lines.append(f"  wrote {len(result['crops'])} aligned crop{'s' if len(result['crops']) > 1 else ''}: "
+                     + ", ".join(result["crops"]))
     return "\n".join(lines)
+
+
+def crop_size(text: str) -> int:
+    """--align's value (common.align.parse_size)."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -143,6 +151,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("files", nargs="+", metavar="IMAGE_OR_VIDEO")
     ap.add_argument("--json", action="store_true", help="print a JSON list, one entry per file")
     ap.add_argument("--out", type=Path, help="write the images/videos with faces drawn into DIR")
+    ap.add_argument("--align", type=crop_size, metavar="SIZE",
+                    help="aligned face crops, SIZE x SIZE pixels (112: ArcFace's template; other "
+                         "sizes scale it): each face's JSON gets aligned {size, matrix}, the 2x3 "
+                         "matrix from photo to crop pixels; with --out, each face of a photo is "
+                         "written as DIR/<name>.face<i>.png, i from 1 as in the printed list. "
+                         "Videos get the matrices but no crop files (one per face per frame)")
+    ap.add_argument("--no-track", dest="track", action="store_false",
+                    help="videos: search every frame for faces, as for photos, instead of tracking "
+                         "them from frame to frame (several times slower; no track_id)")
     ap.add_argument("--jsonl", type=Path, metavar="FILE",
                     help="photo collections: walk folders, append one JSON line per image to FILE "
                          "(images already in FILE are skipped)")
@@ -151,14 +168,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                          "machine or cluster)")
     ap.add_argument("--engine", choices=["local", "ray"], default="local",
                     help="with --jsonl: run the images on this machine's process pool (default) or "
-                         "on Ray (optional extra: scripts/setup.sh --cluster; README)")
+                         "on Ray (optional extra: scripts/setup.sh --cluster; docs/architecture.md)")
     ap.add_argument("--address", metavar="ADDR",
                     help="with --engine ray: an existing Ray cluster ('auto' on one of its nodes, "
                          "HOST:PORT, ray://HOST:10001); default: start Ray on this machine")
     add_landmarker_args(ap)
     args = ap.parse_args(argv)
-    if args.jsonl is not None and (args.json or args.out is not None):
-        ap.error("--jsonl writes its own output: it does not go with --json or --out")
+    if args.jsonl is not None and (args.json or args.out is not None or args.align is not None):
+        ap.error("--jsonl writes its own output: it does not go with --json, --out or --align")
     if args.workers is not None and (args.jsonl is None or args.workers < 1):
         ap.error("--workers N (N >= 1) goes with --jsonl")
     if args.engine != "local" and args.jsonl is None:
@@ -196,9 +213,12 @@ def predict_files(args: argparse.Namespace, landmarker) -> int:
             if not path.is_file():
                 raise Unreadable("no such file")
             if is_video:
-                result = do_video(path, landmarker, out, progress=True)
+                if out is not None and args.align is not None:
+                    print(f"note: {name} is a video: its faces' matrices are in the results, but no "
+                          "aligned crops are written for videos", file=sys.stderr)
+                result = do_video(path, landmarker, out, progress=True, align=args.align, track=args.track)
             else:
-                result = do_image(path, landmarker, out)
+                result = do_image(path, landmarker, out, args.align)
         except Unreadable as exc:
             print(f"error: cannot read {name}: {exc}", file=sys.stderr)
             if args.json:

@@ -112,8 +112,9 @@ def write_report(data: str | None, model: Path, out: Path, log_dir: Path, limit:
         others[f"{DEFAULT_DETECTOR} boxes"] = evaluate(list_path, levels, model, limit, boxes="detector").summaries
     write_files(result, list_path, model, out, log_dir, others)
     readme = out / "README.md"
+    from common.confidence import report_section  # the confidence's own measurements, kept across runs
     readme.write_text(render(result, list_path.name, model, secs, budget_rows(log_dir), figures(out, levels),
-                             others))
+                             others) + "\n".join(report_section(out)))
     return readme
 
 
@@ -187,8 +188,8 @@ def render(result: Evaluation, list_name: str, model: Path, secs: float, budget:
         f"on {time.strftime('%Y-%m-%d')}. Error = distance to the true point / face box width; "
         f"failure = error > {FAILURE:.2f}. Rows in bold: the cascade as `predict` and the web app "
         "run it, with test-time mirroring, on the listed face boxes; \"no mirroring\": the paper's "
-        "cascade; \"mtcnn boxes\": on the boxes the face detector and its box rule place (faces it "
-        "misses left out).",
+        f"cascade; \"{DEFAULT_DETECTOR} boxes\": on the boxes the face detector and its box rule place "
+        "(faces it misses left out).",
         "",
         *error_tables(result.summaries, others),
         "", f"Inference: {n} faces through {levels} levels in {secs:.1f} s "

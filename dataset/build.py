@@ -19,9 +19,9 @@ from tqdm import tqdm
 from common import hdf5data
 from common.box import Box, Boxes
 from common.cropkernel import SourceImages
-from common.crops import crop_box, net_samples, standardise_all
 from common.listfile import FaceSample, mirror_points
 from common.netfiles import hdf5_dir
+from common.netinputs import crop_box, net_samples, standardise_all
 from common.nets import CascadeNet
 from common.paths import HDF5_DIR, rel
 

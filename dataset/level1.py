@@ -9,7 +9,7 @@ mirror, and random variants (mirrored or not, rotated about the box centre by up
 degrees, the face box moved as a detector's box lies against the true one). The box noise is
 by default the spread measured between the boxes the face detector places and the true boxes on
 the training faces (the "residual" of model/box_rule_mtcnn.json, made by `python -m
-common.boxrule`): a Gaussian of that covariance. `--box-noise uniform` draws a shift of up to
+common.boxrule_fit`): a Gaussian of that covariance. `--box-noise uniform` draws a shift of up to
 --shift and a scale change of up to --scale instead. Test faces are not augmented.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def measured_box_cov(path: Path) -> tuple[tuple[float, ...], ...]:
     residual = load_rule(path).residual
     if not residual or "cov" not in residual.get("train", {}):
         raise ValueError(f"box rule {rel(path)} has no measured residual spread; refit it with "
-                         "`python -m common.boxrule`, or use --box-noise uniform")
+                         "`python -m common.boxrule_fit`, or use --box-noise uniform")
     return tuple(tuple(float(v) for v in row) for row in residual["train"]["cov"])
 
 

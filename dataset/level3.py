@@ -11,7 +11,7 @@ from dataset.patches import command
 
 # Level 2 leaves smaller errors, so the patch centres move less. Turns of up to 10 degrees
 # rather than level 2's 5: with level-3 nets starting from level 2's, level 3 1.097% -> 1.092%
-# of the box width on the test split, failures 1.10% -> 1.11% (README, "Training recipe").
+# of the box width on the test split, failures 1.10% -> 1.11% (docs/training.md, "The recipe, and why").
 JITTER = Jitter(angle=10.0, shift=0.0, scale=0.0, center_sigma=0.01, center_clip=0.04)
 
 main = command(3, __doc__, JITTER)

@@ -15,7 +15,8 @@ class SolverSettings:
     base_lr: float = 0.001
     momentum: float = 0.9           # SGD only; Adam uses 0.9 / 0.999
     # L2 weight decay. 0: with Adam, 5e-4 held F1 at 3.17e-3 test loss after 5k iterations where
-    # 0 reached 2.11e-3 (README, level 1); the nets underfit, they do not overfit.
+    # 0 reached 2.11e-3 (docs/training.md, "The recipe, and why"); the nets underfit, they do not
+    # overfit.
     weight_decay: float = 0.0
     gamma: float = 0.1              # lr multiplier at each step
     step_fractions: tuple[float, ...] = (0.6, 0.85)  # steps, as fractions of max_iter
@@ -37,7 +38,7 @@ class SolverSettings:
     # Euclidean distance per point: what the evaluation measures) or "l1" (mean absolute
     # coordinate error), the last two built from BVLC Caffe's own layers; the deploy net has no
     # loss. distance helps F1 alone (1.53 -> 1.47%) but not the cascade: with it at every level,
-    # level 3 1.092 -> 1.100% (README, "Training recipe, and why").
+    # level 3 1.092 -> 1.100% (docs/training.md, "The recipe, and why").
     loss: str = "euclidean"
 
     @property
@@ -45,7 +46,7 @@ class SolverSettings:
         return sorted({max(1, int(f * self.max_iter)) for f in self.step_fractions if 0 < f < 1})
 
 
-# Per-level defaults (measured budgets: see README "Training budget").
+# Per-level defaults (measured budgets: result/README.md, "Training budget").
 DEFAULTS = {
     1: SolverSettings(max_iter=50000, batch_size=64, snapshot=5000),
     2: SolverSettings(max_iter=40000, batch_size=64, snapshot=10000),

@@ -66,7 +66,8 @@ def draw_all(model_root: Path, out: Path, fmt: str = "png", each: bool = False,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="model folder (default: the one predict uses, see README)")
+    p.add_argument("--model",
+                   help="model folder (default: the one predict uses, docs/training.md#model-folders)")
     p.add_argument("--out", type=Path, default=RESULT_DIR / "nets", help="output folder (default result/nets/)")
     p.add_argument("--format", default="png", choices=["png", "svg", "pdf"], help="diagram format (default png)")
     p.add_argument("--each", action="store_true", help="one diagram per net, even where nets are alike")

@@ -28,7 +28,8 @@ DATA_CPUS = 8   # the data steps cut and write patches on every core they are gi
 
 
 def add_slurm_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("a Slurm cluster instead of this machine (README, 'Training on a cluster')")
+    g = p.add_argument_group("a Slurm cluster instead of this machine "
+                             "(docs/training.md, 'GPUs and clusters')")
     g.add_argument("--slurm", type=Path, metavar="FILE",
                    help="write a script that submits data, training (one array task per net) and "
                         "report as Slurm jobs, level after level; `bash FILE` submits them")

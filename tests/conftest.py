@@ -61,6 +61,14 @@ def save_artifact(path: Path, name: str | None = None) -> Path:
     return dest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the session's Caffe-trained nets needs the Caffe build: marked
+    `caffe` here, so that ./test.sh --quick leaves it out (pytest.ini)."""
+    for item in items:
+        if "trained_level1" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.caffe)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     for name in (TRAIN_LIST, TEST_LIST):

@@ -3,13 +3,18 @@ nets, level-2/3 data from the previous levels' predictions, report) on the commi
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+
+import pytest
 
 from common.nets import NETS
 from common.paths import ROOT
 
 
+@pytest.mark.caffe
+@pytest.mark.slow
 def test_quick_pipeline_end_to_end(tmp_path):
     out = tmp_path / "quick"
     # --patch-iters: levels 2-3 train 200 iterations, level 1 keeps --quick's 300.
@@ -64,6 +69,7 @@ def test_loss_must_be_known():
     assert run.returncode == 2 and "--loss is euclidean, distance or l1, not 'huber'" in run.stderr
 
 
+@pytest.mark.caffe
 def test_loss_reaches_the_nets(tmp_path):
     """--loss reaches every net's training prototxt; the default is Caffe's EuclideanLoss."""
     for flags, wanted in (([], 'type: "EuclideanLoss"'), (["--loss", "distance"], 'name: "dist" type: "Power"')):
@@ -73,3 +79,20 @@ def test_loss_reaches_the_nets(tmp_path):
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         for spec in NETS:
             assert wanted in (out / "model" / spec.key / "train.prototxt").read_text(), spec.key
+
+
+def test_without_data_it_stops_at_once_saying_where_to_get_it_and_what_runs_now(tmp_path):
+    """No --data, no $DEEP_LANDMARK_DATA, no dataset/train/ (here: --data names an empty
+    folder, the same check): it stops before the set-up (no Caffe build to wait for), says
+    where to get the data set, and that --quick runs the pipeline now on the sample."""
+    env = {k: v for k, v in os.environ.items() if k != "DEEP_LANDMARK_DATA"}
+    for args in ([], ["--data", str(tmp_path)]):
+        if not args and (ROOT / "dataset" / "train" / "trainImageList.txt").is_file():
+            continue  # this checkout has the data set
+        run = subprocess.run([str(ROOT / "bootstrap.sh"), *args], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env=env)
+        assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+        assert "=== setup" not in run.stdout
+        assert "The CUHK 5-point data set was not found" in run.stderr
+        assert "Deep Convolutional Network Cascade for Facial Point" in run.stderr
+        assert "./bootstrap.sh --quick runs the whole pipeline now, on the sample" in run.stderr

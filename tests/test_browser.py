@@ -23,6 +23,8 @@ from PIL import Image
 from conftest import OUTPUT
 from landmark_photos import ONE_FACE, check_face, group, listed, no_face, read, two_faces
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = OUTPUT / "screenshots"  # small copies for webapp/README.md
@@ -357,6 +359,24 @@ def test_downloads(server, browser, tmp_path):
     assert png.shape == (250, 500, 3)
     assert np.array_equal(png, canvas_image(browser)), "the PNG is the drawing on the page"
     assert colour_area(png, (0x00, 0xc8, 0x00), 40) > 200, "boxes drawn"
+
+    # Each face's aligned crop, cut by the page with the API's matrix: what common.align cuts
+    # from the photo (the page cuts from the server's JPEG copy: a few grey levels apart).
+    from common.align import warp
+    links = browser.find_elements(By.CSS_SELECTOR, "#crop-list a.crop-link")
+    assert len(links) == len(saved["faces"])
+    for link in links:
+        link.click()
+    crops = {f"pair.face{i}.png" for i in range(1, len(links) + 1)}
+    deadline = time.time() + 15
+    while time.time() < deadline and not crops <= {p.name for p in downloads.iterdir()}:
+        time.sleep(0.2)
+    photo_bgr = cv2.imread(str(photo))
+    for i, face in enumerate(saved["faces"], 1):
+        crop = np.asarray(Image.open(downloads / f"pair.face{i}.png").convert("RGB"))
+        assert crop.shape == (112, 112, 3) and face["aligned"]["size"] == 112
+        ours = warp(photo_bgr, np.array(face["aligned"]["matrix"]), 112)[..., ::-1]
+        assert np.abs(crop.astype(float) - ours).mean() < 4, i
 
 
 # ---- the camera ------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_measured_box_noise_needs_a_measured_rule(tmp_path, sample_dir):
     (tmp_path / "rule.json").write_text(json.dumps(data))
     proc = run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path / "h", "--limit", 2,
                       "--rule", tmp_path / "rule.json", check=False)
-    assert proc.returncode != 0 and "common.boxrule" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode != 0 and "common.boxrule_fit" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("angle, distinct", [(0, 8), (10, 24)])
@@ -97,7 +97,7 @@ def test_samples_are_the_crops_and_targets_of_their_variants(train_faces, level)
     """What build_arrays writes for each variant equals net_input and net_target of that
     variant's crop box, bit for bit: cutting and standardising a face's crops together (the
     fast path) changes no value."""
-    from common.crops import net_input, net_target
+    from common.netinputs import net_input, net_target
     from common.nets import of_level
     from dataset.build import Job, face_samples, face_variants
     from dataset.level1 import JITTER as JITTER1

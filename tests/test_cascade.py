@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from common.cascade import Cascade, ModelMissing
+from common.detectors import DEFAULT_DETECTOR
 from common.listfile import read_list
 from common.metrics import face_errors, summary
 from common.netfiles import levels_available
@@ -97,9 +98,10 @@ def test_mirroring_lowers_the_error(plain, faces, level_errors):
         assert with_mirror.mean() < 0.99 * without.mean(), (level, with_mirror.mean(), without.mean())
 
 
+@pytest.mark.slow
 def test_detector_boxes_cost_little(tmp_path, level_errors):
-    """What predict and the webapp do (the Landmarker: MTCNN, rotation search, box rule) instead
-    of the listed boxes: nearly every face found, points as good as on the listed boxes."""
+    """What predict and the webapp do (the Landmarker: the default detector, its box rule)
+    instead of the listed boxes: nearly every face found, points as good as on the listed boxes."""
     import json
 
     from conftest import run_module
@@ -107,19 +109,19 @@ def test_detector_boxes_cost_little(tmp_path, level_errors):
     proc = run_module("common.evaluate", "--list", SAMPLE_DATA / "testImageList.txt", "--level", 3,
                       "--model", RELEASED_MODEL, "--boxes", "detector", "--json", out,
                       "--hist", tmp_path / "hist.png")
-    assert "the mtcnn detector found" in proc.stdout
+    assert f"the {DEFAULT_DETECTOR} detector found" in proc.stdout
     res = json.loads(out.read_text())
-    assert res["boxes"] == "detector" and res["detector"] == "mtcnn" and 98 <= res["faces"] <= 100
+    assert res["boxes"] == "detector" and res["detector"] == DEFAULT_DETECTOR and 98 <= res["faces"] <= 100
     listed = float(level_errors[2].mean())
     assert res["mean_error"] < 1.06 * listed, (res["mean_error"], listed)
 
 
 def reference_points(cascade: Cascade, gray: np.ndarray, box) -> np.ndarray:
     """The cascade written out plainly for one face, one net at a time, with the per-face crops
-    that training uses (common.crops.net_input): the definition the fast path must meet. With
+    that training uses (common.netinputs.net_input): the definition the fast path must meet. With
     mirroring, a net's estimate is the mean of its own and of its mirror partner's on its
     flipped crop (the partner's outputs flipped back and put in this net's point order)."""
-    from common.crops import crop_box, net_input
+    from common.netinputs import crop_box, net_input
     from common.nets import MIRROR_ORDER, NETS, POINTS, of_level
 
     def run(spec, crop):
@@ -205,6 +207,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
         Cascade(tmp_path, levels=1)
 
 
+@pytest.mark.slow
 def test_report_has_rows_without_mirroring_and_on_detector_boxes(tmp_path):
     import json
 
@@ -214,11 +217,11 @@ def test_report_has_rows_without_mirroring_and_on_detector_boxes(tmp_path):
                "--log-dir", tmp_path / "no-logs", "--limit", 12, "--detector-boxes")
     text = (out / "README.md").read_text()
     for row in ("**this project, level 3**", "this project, level 3, no mirroring",
-                "this project, level 3, mtcnn boxes", "paper, level 3"):
+                f"this project, level 3, {DEFAULT_DETECTOR} boxes", "paper, level 3"):
         assert f"| {row} |" in text, row
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["mirror"] is True and saved["faces"] == 12
     assert set(saved["no_mirroring"]) == set(saved["levels"]) == {"F1", "1", "2", "3"}
-    assert 10 <= saved["mtcnn_boxes"]["3"]["faces"] <= 12
+    assert 10 <= saved[f"{DEFAULT_DETECTOR}_boxes"]["3"]["faces"] <= 12
     # the mirrored and plain rows differ: two evaluations, not one printed twice
     assert saved["no_mirroring"]["3"]["mean_error"] != saved["levels"]["3"]["mean_error"]

@@ -20,6 +20,8 @@ from common import predict
 from common.paths import SAMPLE_DATA
 from conftest import run_module
 
+pytestmark = pytest.mark.cluster
+
 
 def need_ray() -> None:
     try:

@@ -3,7 +3,9 @@ for every kind of box and image, turned or not; what it cannot read goes through
 set-up builds it."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +18,7 @@ from common.box import Box, Boxes
 from common.paths import ROOT
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: the set-up warned and the crops go through OpenCV")
 def test_the_set_up_built_the_crop_kernel():
     assert cropkernel.load() is not None, "common/cropkernel.c is not built: run scripts/setup.sh"
     path, fresh = cropkernel.build()
@@ -142,3 +145,45 @@ def test_turned_off_by_the_environment():
     out = subprocess.run([sys.executable, "-m", "common.cropkernel"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "in use" in out.stdout, out.stdout + out.stderr
+
+
+# --- the fallback: without the kernel the crops go through OpenCV, and nothing else changes ---
+def test_a_failed_compile_is_a_warning_naming_the_fallback(tmp_path, monkeypatch, capsys):
+    """What scripts/setup.sh prints as a warning (and goes on) when it cannot compile."""
+    monkeypatch.setattr(cropkernel, "LIB_DIR", tmp_path)
+    assert cropkernel.main(["--build", "--cc", "false"]) == 1
+    err = capsys.readouterr().err
+    assert "could not compile cropkernel.c with false" in err and "fall back to OpenCV" in err
+    assert not list(tmp_path.iterdir())  # no partial library left to load
+
+
+def test_without_the_kernel_the_landmarker_gives_the_same_points(tmp_path, monkeypatch):
+    """The kernel not built (its folder empty) and turned off: the same points, to the bit, on
+    sample photos, upright and turned (a rolled face's crops are cut from an upright copy)."""
+    from common.landmarker import Landmarker
+    from landmark_photos import GROUP, ONE_FACE, PAIR, read, rolled
+    photos = [read(n) for n in (ONE_FACE, *PAIR, *GROUP)] + [rolled(ONE_FACE, 30)[0]]
+    lm = Landmarker()
+    with_kernel = [lm(p) for p in photos]
+    assert cropkernel.load() is not None
+    monkeypatch.setattr(cropkernel, "LIB_DIR", tmp_path)
+    cropkernel._load.cache_clear()
+    try:
+        assert cropkernel.load() is None  # not built: common.box cuts with OpenCV
+        without = [lm(p) for p in photos]
+    finally:
+        monkeypatch.undo()
+        cropkernel._load.cache_clear()
+    assert [len(f) for f in without] == [len(f) for f in with_kernel] and sum(map(len, without)) >= 7
+    for a, b in zip(with_kernel, without):
+        for fa, fb in zip(a, b):
+            assert np.array_equal(fa.points, fb.points) and fa.box == fb.box
+
+
+def test_predict_with_opencv_crops_prints_the_same_json():
+    from landmark_photos import one_face_path
+    args = [sys.executable, "-m", "common.predict", str(one_face_path()), "--json"]
+    runs = [subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, DEEP_LANDMARK_OPENCV_CROPS=flag)) for flag in ("0", "1")]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-1000:] for r in runs]
+    assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)

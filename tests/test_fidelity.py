@@ -19,6 +19,8 @@ from conftest import training_loss
 from model.config import settings_for
 from model.generate import render_net
 
+pytestmark = pytest.mark.caffe
+
 BATCH, K = 25, 4   # test file of 100 faces = BATCH * K: Caffe never wraps around
 
 

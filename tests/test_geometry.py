@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from common.box import Box
-from common.crops import crop_box, net_input
+from common.netinputs import crop_box, net_input
 from common.nets import MIRROR_ORDER, by_name, of_level
 
 
@@ -241,7 +241,7 @@ def test_boxes_do_box_arithmetic_bit_for_bit(test_faces):
     """Boxes (whole batches) gives exactly Box's numbers: sub-regions, patches, back-projection
     and the crops themselves, for level-1 regions and level-2/3 patches."""
     from common.box import Boxes
-    from common.crops import crop_boxes, standardise, standardise_all
+    from common.netinputs import crop_boxes, standardise, standardise_all
     from conftest import odd_boxes
     gray = test_faces[0].load_gray()
     boxes = odd_boxes(gray.shape[1], gray.shape[0])

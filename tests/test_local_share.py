@@ -48,6 +48,7 @@ def nets(tmp_path, act):
     return out[False] / "deploy.prototxt", out[True] / "deploy.prototxt"
 
 
+@pytest.mark.caffe
 @pytest.mark.parametrize("act", ["relu", "abstanh"])
 def test_local_net_with_equal_regions_is_the_shared_net(tmp_path, act):
     caffe = import_caffe()
@@ -92,6 +93,7 @@ def test_local_net_with_equal_regions_is_the_shared_net(tmp_path, act):
     np.testing.assert_allclose(cv_net.forward().reshape(len(x), -1), theirs, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.caffe
 def test_caffe_trains_the_local_net(tmp_path, level1_hdf5):
     log_dir = tmp_path / "log"
     run_module("model.train", "--nets", "F1", "--quick", "--iters", 60, "--local-share", "--act", "abstanh",

@@ -16,6 +16,8 @@ from conftest import run_module, training_loss
 from model.config import LOSSES, settings_for
 from model.generate import render_net
 
+pytestmark = pytest.mark.caffe
+
 F1 = by_name("F1")
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from common import caffelog, hdf5data
-from common.crops import crop_box, net_input, net_target
+from common.netinputs import crop_box, net_input, net_target
 from common.nets import of_level
 from common.paths import ROOT
 from conftest import TRAIN_ITERS, VARIANTS, run_module, save_artifact, training_loss
@@ -125,6 +126,7 @@ def test_trained_weights_run_in_opencv(trained_level1):
         assert out.min() > -0.5 and out.max() < 1.5
 
 
+@pytest.mark.caffe
 def test_resume_after_sigterm(tmp_path, level1_hdf5):
     """SIGTERM to model.train: Caffe snapshots and stops; the same command resumes from the
     .solverstate instead of starting again at iteration 0."""
@@ -171,6 +173,7 @@ def test_resume_after_sigterm(tmp_path, level1_hdf5):
     save_artifact(log_dir / "1_F1.log", "resume_1_F1.log")
 
 
+@pytest.mark.caffe
 def test_diverged_net_restarts_with_new_seed_then_gives_up(tmp_path, level1_hdf5):
     model_root, log_dir = tmp_path / "model", tmp_path / "log"
     proc = run_module("model.train", "--nets", "F1", "--iters", "30", "--lr", "1e6", "--retries", "1",
@@ -192,6 +195,7 @@ def test_diverged_net_restarts_with_new_seed_then_gives_up(tmp_path, level1_hdf5
     assert not (model_root / "1_F1" / "weights.caffemodel").exists()
 
 
+@pytest.mark.caffe
 def test_abs_tanh_variant_trains_and_runs_in_opencv(tmp_path, level1_hdf5):
     """The paper's activation, abs(tanh): Caffe's AbsVal cannot run in place, so the template
     gives it its own blob; the net must train in Caffe and load in OpenCV."""
@@ -227,6 +231,7 @@ def test_warm_restart_starts_from_trained_weights(tmp_path, trained_level1):
     assert (model_root / "1_NM1" / "weights.caffemodel").is_file()
 
 
+@pytest.mark.caffe
 def test_init_from_without_weights_is_a_clear_error(tmp_path, level1_hdf5):
     proc = run_module("model.train", "--nets", "F1", "--init-from", tmp_path / "nothing",
                       "--model-root", tmp_path / "m", "--hdf5-root", level1_hdf5, "--log-dir", tmp_path / "l",
@@ -255,6 +260,7 @@ def test_level3_nets_start_from_level2_nets_of_their_point(tmp_path):
                                                     model_root=tmp_path)) == tmp_path / "w" / "3_LE32" / "weights.caffemodel"
 
 
+@pytest.mark.caffe
 def test_level3_without_trained_level2_is_a_clear_error(tmp_path):
     proc = run_module("model.train", "--nets", "LE31", "RM32", "--model-root", tmp_path / "m",
                       "--hdf5-root", tmp_path / "h", "--log-dir", tmp_path / "l", check=False)

@@ -10,11 +10,13 @@ import pytest
 from common.caffe_tools import import_caffe
 from common.cascade import Cascade
 from common.netfiles import deploy_files
-from common.crops import crop_box, net_input
+from common.netinputs import crop_box, net_input
 from common.nets import NETS, by_name
 from common.netsurgery import merge_weights, prefix_map, side_by_side
 from common.paths import RELEASED_MODEL
 from conftest import run_module
+
+pytestmark = pytest.mark.caffe
 
 FACES = 20
 

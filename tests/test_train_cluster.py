@@ -26,6 +26,7 @@ from conftest import run_module
 from model import train as model_train
 
 
+@pytest.mark.caffe
 def test_slurm_script_names_every_net_once_and_chains_the_levels(tmp_path, level1_hdf5):
     hdf5 = tmp_path / "hdf5"
     shutil.copytree(level1_hdf5, hdf5)

@@ -47,7 +47,7 @@ def png_bomb(width: int, height: int) -> bytes:
 def test_health_and_page(client):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json["status"] == "ok" and r.json["levels"] >= 1
-    assert r.json["detector"] == "mtcnn"
+    assert r.json["detector"] == "blaze"
     page = client.get("/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -359,6 +359,30 @@ def test_form_mistakes_say_what_is_wrong(client):
     assert r.status_code == 400 and "too many form fields" in r.json["error"]
 
 
+def test_aligned_crop_matrices_on_request(client):
+    """Field align=SIZE: each face gets its aligned crop's matrix in the photo's own pixels
+    (here of a photo decoded at a reduced size), which takes its points onto the template."""
+    from common.align import template
+    from common.rotation import transform
+    assert "aligned" not in post(client, encode(read(ONE_FACE))).json["faces"][0]
+    k = 2400 / 250
+    big = cv2.resize(read(ONE_FACE), (2400, 2400), interpolation=cv2.INTER_CUBIC)
+    for size in (112, 224):
+        r = client.post("/api/landmarks", data={"image": (io.BytesIO(encode(big)), "big.jpg"), "align": str(size)},
+                        content_type="multipart/form-data")
+        assert r.status_code == 200, r.json
+        (face,) = r.json["faces"]
+        assert face["aligned"]["size"] == size
+        m = np.array(face["aligned"]["matrix"])
+        assert m.shape == (2, 3) and np.linalg.det(m[:, :2]) > 0
+        truth = (listed(ONE_FACE).points + 0.5) * k - 0.5
+        assert np.linalg.norm(transform(truth, m) - template(size), axis=1).mean() < 0.06 * size
+    for bad in ("0", "abc", "100000"):
+        r = client.post("/api/landmarks", data={"image": (io.BytesIO(encode(read(ONE_FACE))), "a.jpg"), "align": bad},
+                        content_type="multipart/form-data")
+        assert r.status_code == 400 and "aligned crop size" in r.json["error"], r.json
+
+
 def test_live_frames_search_upright_only(client):
     """A camera frame (live=1) is searched upright only: for an upright face, the same face and
     points (within 1% of its width: the full search also merges the turned searches' boxes)."""
@@ -374,6 +398,7 @@ def test_live_frames_search_upright_only(client):
     assert "preview" not in r.json
 
 
+@pytest.mark.slow
 def test_pool_replaces_a_process_stuck_on_a_photo():
     """A model process that spends longer than the timeout on one upload ends itself; that
     request gets Busy (503) and the next one is served by the process started in its place.

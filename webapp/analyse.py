@@ -13,6 +13,7 @@ import cv2
 
 from common.landmarker import Landmarker, LandmarkerUnavailable, make_landmarker
 from common.paths import rel
+from common.tracker import Tracker
 from webapp.upload import decode_upload
 
 # The detector and cascade work on a copy at most this large; points are mapped back.
@@ -47,20 +48,28 @@ class Analyser:
         return {"levels": self.full.cascade.levels, "model": rel(self.model),
                 "detector": self.full.detector.name}
 
-    def __call__(self, data: bytes, max_pixels: int, preview_side: int = 0, live: bool = False) -> dict:
+    def __call__(self, data: bytes, max_pixels: int, preview_side: int = 0, live: bool = False,
+                 align: int | None = None, track=None) -> dict:
         """The API's answer for one upload; BadImage (400) or ModelUnavailable (503) otherwise.
-        `live`: a camera frame, searched upright only (about 4x faster)."""
+        `live`: a camera frame, searched upright only (about 4x faster). `align`: each face
+        also gets its align x align aligned crop's matrix (Face.as_dict). `track`: a camera's
+        common.tracker.TrackerState from its last frame (or a new one): the faces are followed
+        from it (mostly the cascade alone) instead of searched for, each with its track_id,
+        and the answer's "track_state" is the state for the camera's next frame (the server
+        keeps it; it is not sent to the page)."""
         if self.error:
             raise ModelUnavailable(self.error)
         start = time.perf_counter()
         decoded = decode_upload(data, max_pixels, WORK_SIDE)
         decoded_at = time.perf_counter()
         lm = self.live if live else self.full
-        faces = reading_order([f.scaled(decoded.fx, decoded.fy) for f in lm(decoded.image)])
+        tracker = None if track is None else Tracker(lm, state=track)
+        found = lm(decoded.image) if tracker is None else tracker.update(decoded.image)
+        faces = reading_order([f.scaled(decoded.fx, decoded.fy) for f in found])
         done = time.perf_counter()
         answer = {
             "width": decoded.width, "height": decoded.height, "format": decoded.format,
-            "faces": [f.as_dict() for f in faces],
+            "faces": [f.as_dict(align=align) for f in faces],
             "levels": lm.cascade.levels,
             "time_ms": {"decode": round((decoded_at - start) * 1000, 1),
                         "landmarks": round((done - decoded_at) * 1000, 1),
@@ -68,6 +77,8 @@ class Analyser:
         }
         if preview_side:
             answer["preview"] = preview_of(decoded.image, preview_side)
+        if tracker is not None:
+            answer["track_state"] = tracker.state
         return answer
 
 

@@ -2,14 +2,19 @@
 every face, and its API.
 
     GET  /                 the page
-    POST /api/landmarks    multipart field `image` -> JSON {width, height, faces[{box, points}],
-                           time_ms, levels}; errors are JSON {error} with a 4xx/5xx status
+    POST /api/landmarks    multipart field `image` -> JSON {width, height, faces[{box, points,
+                           confidence, point_confidence}], time_ms, levels}; errors are JSON
+                           {error} with a 4xx/5xx status. confidence: the chance that all five
+                           points are within 5% of the box width (common/confidence.py).
+                           Field `align=SIZE`: each face also gets aligned {size, matrix}, the
+                           2x3 matrix from photo pixels to its SIZE x SIZE aligned crop
+                           (common/align.py); the page cuts the crops itself
     GET  /healthz          200 with what is loaded and the upload limit, 503 without a model
 
 Run it with ./webapp/run.sh (granian in front, webapp/asgi.py; the model runs in one process
 per core, webapp/pool.py). Settings (environment, or create_app arguments):
     DEEP_LANDMARK_MODEL           model folder (default: the project's default model)
-    DEEP_LANDMARK_DETECTOR        face detector (default mtcnn; haar when its weights are missing)
+    DEEP_LANDMARK_DETECTOR        face detector (default blaze; haar when its weights are missing)
     DEEP_LANDMARK_MAX_UPLOAD_MB   largest photo in MB of 2^20 bytes (default 10) -> 413 above it
     DEEP_LANDMARK_MAX_MEGAPIXELS  largest image in megapixels (default 50) -> 400 above it
 
@@ -20,18 +25,22 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from common.align import parse_size
 from common.nets import POINTS
 from common.landmarker import LandmarkerUnavailable, add_landmarker_args, landmarker_from_args
 from common.paths import rel
+from common.tracker import TrackerState
 from webapp import analyse
 from webapp.pool import Busy, Pool
 from webapp.upload import ACCEPTED_TEXT, BadImage
@@ -41,6 +50,13 @@ MAX_PIXELS_ENV = "DEEP_LANDMARK_MAX_MEGAPIXELS"
 DEFAULT_MAX_UPLOAD_MB = 10.0
 DEFAULT_MAX_MEGAPIXELS = 50.0
 MB = 1024 * 1024
+# Camera mode: the page names its camera stream (a random id) and numbers its frames; the
+# server keeps each stream's tracking state (common.tracker) between frames, for at most
+# CAMERA_STREAMS streams (the least recently seen is dropped first), each dropped CAMERA_TTL
+# seconds after its last frame. A state is a few kilobytes.
+CAMERA_STREAMS = 64
+CAMERA_TTL = 30.0
+CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # A request may exceed the photo's limit by this much: multipart framing and the small fields.
 FORM_SLACK = 64 * 1024
 # Form parts accepted: the photo and a few options. More is refused, not parsed.
@@ -113,6 +129,58 @@ class Limits:
     @property
     def text(self) -> str:
         return f"{self.upload_mb:g} MB"
+
+
+class CameraStates:
+    """Each camera stream's tracking state by its id: bounded in number, expiring."""
+
+    def __init__(self, size: int = CAMERA_STREAMS, ttl: float = CAMERA_TTL, clock=time.monotonic):
+        self.size, self.ttl, self.clock = size, ttl, clock
+        self._states: OrderedDict[str, tuple[float, int, TrackerState]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self._states and next(iter(self._states.values()))[0] < now - self.ttl:
+            self._states.popitem(last=False)
+
+    def get(self, camera: str) -> TrackerState:
+        """The stream's state after its latest frame answered, or a new one."""
+        with self._lock:
+            self._expire(self.clock())
+            entry = self._states.get(camera)
+            return entry[2] if entry else TrackerState()
+
+    def put(self, camera: str, frame: int, state: TrackerState) -> None:
+        """Keep `state` as of the stream's `frame`, unless a later frame's is already kept
+        (frames on their way at once come back in any order)."""
+        with self._lock:
+            now = self.clock()
+            entry = self._states.pop(camera, None)
+            if entry is not None and entry[1] > frame:
+                state, frame = entry[2], entry[1]
+            self._states[camera] = (now, frame, state)
+            self._expire(now)
+            while len(self._states) > self.size:
+                self._states.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def _camera_stream(form) -> tuple[str | None, int, tuple | None]:
+    """(camera id or None, frame number, or the JSON error answer) from a live request's form."""
+    camera = form.get("camera")
+    if camera is None:
+        return None, 0, None
+    if form.get("live") != "1":
+        return None, 0, _error("camera goes with live=1 (camera frames)", 400)
+    if not CAMERA_ID.fullmatch(camera):
+        return None, 0, _error("camera must be an id of 8 to 64 letters, digits, '-' or '_'", 400)
+    try:
+        frame = int(form.get("frame", "0"))
+    except ValueError:
+        return None, 0, _error("frame must be a whole number", 400)
+    return camera, frame, None
 
 
 def _error(message: str, status: int):
@@ -196,6 +264,7 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
         state["error"] = str(exc)
         app.logger.error(state["error"])
     _add_error_handlers(app, limits)
+    cameras = app.config["CAMERA_STATES"] = CameraStates()
 
     @app.get("/")
     def index():
@@ -219,14 +288,26 @@ def create_app(model: str | os.PathLike | None = None, max_upload_mb: float | No
         data, refusal = _uploaded_photo(limits)
         if refusal:
             return refusal
+        align = None
+        if request.form.get("align"):
+            try:
+                align = parse_size(request.form["align"])
+            except ValueError as exc:
+                return _error(f"align: {exc}", 400)
+        camera, frame, refusal = _camera_stream(request.form)
+        if refusal:
+            return refusal
         start = time.perf_counter()
         try:
             answer = work(data, limits.max_pixels, PREVIEW_SIDE if request.form.get("preview") == "1" else 0,
-                          request.form.get("live") == "1")
+                          request.form.get("live") == "1", align, cameras.get(camera) if camera else None)
         except BadImage as exc:
             return _error(str(exc), 400)
         except (analyse.ModelUnavailable, Busy) as exc:
             return _error(str(exc), 503)
+        tracked = answer.pop("track_state", None)
+        if camera and tracked is not None:
+            cameras.put(camera, frame, tracked)
         # Time in this server, waiting for a free process included.
         answer["time_ms"]["server"] = round((time.perf_counter() - start) * 1000, 1)
         return jsonify(answer)

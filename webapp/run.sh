@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Serve the web app: granian reads requests, the model runs in one process per core.
 #
-#   ./webapp/run.sh [--host 127.0.0.1] [--port 8000] [--model DIR] [--detector mtcnn|haar]
+#   ./webapp/run.sh [--host 127.0.0.1] [--port 8000] [--model DIR] [--detector blaze|mtcnn|haar]
 #                   [--workers N] [--timeout 30] [--read-timeout 10] [--max-connections 128]
 #                   [--max-upload-mb 10] [--skip-setup]
 #
 # --workers: processes that run the model (default: one per core); --timeout: seconds one photo
 # may take there; --read-timeout: seconds a client has for its headers, and for its body plus one
 # second per 64 KB it declares; --max-connections: connections served at once (more wait).
-# Runs scripts/setup.sh first (it only checks when everything is installed). Listens on
-# 127.0.0.1 unless --host says otherwise.
+# Runs scripts/setup.sh --inference first (no Caffe; it only checks when everything is
+# installed). Listens on 127.0.0.1 unless --host says otherwise.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,7 +46,8 @@ done
 # granian takes at most 60 s for headers.
 [ "$READ_TIMEOUT" -le 60 ] || { echo "run.sh: --read-timeout must be at most 60" >&2; exit 2; }
 
-[ "$SETUP" = 1 ] && bash scripts/setup.sh
+# The light set-up: the web app needs .venv, not Caffe.
+[ "$SETUP" = 1 ] && bash scripts/setup.sh --inference
 
 # Fail here, with the reason, rather than in every process.
 .venv/bin/python -m webapp.app --check

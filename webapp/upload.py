@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from common.image import to_8bit
+
 ACCEPTED = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF")
 ACCEPTED_TEXT = "JPEG, PNG, BMP, WebP, GIF or TIFF"
 # Leading bytes of the accepted formats: a file that starts like one but cannot be opened is
@@ -170,13 +172,6 @@ ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
           6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
-def _stretch(arr: np.ndarray) -> np.ndarray:
-    """16-bit or float pixels stretched to 8 bits (float32, on an already shrunk array)."""
-    arr = np.nan_to_num(arr.astype(np.float32, copy=False))
-    lo, hi = float(arr.min()), float(arr.max())
-    return ((arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0).astype(np.uint8)
-
-
 def _shrunk_array(img: Image.Image, work_side: int) -> np.ndarray:
     """The decoded image at most about `work_side` pixels on its longer side, as 8-bit BGR (gray
     for 16-bit and float images). It is shrunk in its own mode before anything is converted, so
@@ -188,13 +183,13 @@ def _shrunk_array(img: Image.Image, work_side: int) -> np.ndarray:
         if k > 1:
             arr = cv2.resize(arr, (max(1, arr.shape[1] // k), max(1, arr.shape[0] // k)),
                              interpolation=cv2.INTER_AREA)
-        return _stretch(arr)
+        return to_8bit(arr)
     if img.mode not in REDUCIBLE:
         img = img.convert("RGB")
     if k > 1:
         img = img.reduce(k)
     if img.mode in HIGH_DEPTH:
-        return _stretch(np.asarray(img))
+        return to_8bit(np.asarray(img))
     return cv2.cvtColor(np.asarray(img.convert("RGB"), dtype=np.uint8), cv2.COLOR_RGB2BGR)
 
 

@@ -1,14 +1,9 @@
 """Face detectors behind one small interface: a colour image in, `Detection`s out.
 
-Each detector is one module here with a class that has
-- `name`, and `settings()`: what its box rule was fitted for;
-- `detect(image, min_face=None) -> list[Detection]`: the faces in the image searched upright,
-  at least `min_face` pixels wide (None: the detector's own default);
-- `min_face(height, width, turned)`: the smallest face it searches in a photo of that size
-  (upright, or `turned` for the searches of tilted heads), and `work_scale(height, width,
-  turned)`: how far such a photo can be shrunk first without losing a face it would find.
-common.orientation turns the photo for tilted heads. Adding a detector is a module and a line
-in DETECTORS.
+Each detector is one module here with a class that satisfies `Detector` (the members the
+search in common.orientation, the box rule and the Landmarker use), and may satisfy `LooksAgain`
+too. common.orientation turns the photo for tilted heads. Adding a detector is a module and a
+line in DETECTORS (tests/test_landmarker.py checks each one against `Detector`).
 
 Weights come from pinned packages that scripts/setup.sh installs; `package_file` finds them and
 checks their checksums, so a missing or altered file says which command installs it.
@@ -18,22 +13,28 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from common.box import Box
+from common.rotation import turn_points
 
 # name -> "module:class"; the first is the default.
 DETECTORS = {
+    "blaze": "common.detectors.blaze:Blaze",
     "mtcnn": "common.detectors.mtcnn:MTCNN",
     "haar": "common.detectors.haar:Haar",
 }
-DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_DETECTOR = "blaze"
 FALLBACK_DETECTOR = "haar"  # needs nothing beyond OpenCV itself
 SETUP_COMMAND = "scripts/setup.sh (run by ./bootstrap.sh and ./test.sh)"
+# Rotations of the photo searched for tilted heads by detectors that find upright faces only
+# (their `default_angles`): a face at any roll up to +-90 degrees is within 22.5 degrees of one.
+TURNED_SEARCH = (0.0, 45.0, -45.0, 90.0, -90.0)
 
 
 class WeightsMissing(FileNotFoundError):
@@ -60,12 +61,50 @@ class Detection:
     points: np.ndarray | None = None
     angle: float = 0.0
 
+    def turned(self, turn: float) -> "Detection":
+        """This detection with its points turned by `turn` degrees (counter-clockwise as shown,
+        as cv2.getRotationMatrix2D) about its box centre: the same face read as lying another
+        way (the Landmarker's second look)."""
+        return replace(self, points=turn_points(self.points, self.box.center, turn),
+                       angle=self.angle + turn)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What a face detector gives the search (common.orientation.search), the box rule and the
+    Landmarker."""
+    name: str                        # its key in DETECTORS
+    default_angles: Sequence[float]  # rotations of the photo searched (common.orientation)
+
+    def settings(self) -> dict:
+        """What its box rule was fitted for (stored in the rule file)."""
+
+    def detect(self, image: np.ndarray, min_face: float | None = None) -> list[Detection]:
+        """The faces in the image searched upright, at least `min_face` pixels wide (None: the
+        detector's own default)."""
+
+    def min_face(self, height: int, width: int, turned: bool = False) -> float | None:
+        """The smallest face it searches in a photo of that size (upright, or `turned` for the
+        searches of tilted heads); None: its own default in the pixels it searches."""
+
+    def work_scale(self, height: int, width: int, turned: bool = False) -> float:
+        """How far such a photo can be shrunk first without losing a face it would find."""
+
+
+@runtime_checkable
+class LooksAgain(Protocol):
+    """A detector that can look again at a face it found, on a copy of the photo turned by
+    `turn` degrees more (the Landmarker's second look at a face it doubts); None when it sees no
+    face there. Without it, the Landmarker turns the detection's points (Detection.turned)."""
+
+    def look_again(self, image: np.ndarray, det: Detection, turn: float) -> Detection | None: ...
+
 
 def detector_names() -> list[str]:
     return list(DETECTORS)
 
 
-def load_detector(name: str = DEFAULT_DETECTOR, **options):
+def load_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
     """An instance of the named detector; ValueError for an unknown name, WeightsMissing when
     its weights are not installed."""
     if name not in DETECTORS:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from common.box import Box
-from common.detectors import Detection
+from common.detectors import TURNED_SEARCH, Detection
 from common.image import to_gray, shrink_to
 
 
@@ -24,6 +24,7 @@ class HaarSettings:
 
 class Haar:
     name = "haar"
+    default_angles = TURNED_SEARCH
 
     def __init__(self, **settings):
         self.config = HaarSettings(**settings)

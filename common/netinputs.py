@@ -1,4 +1,5 @@
-"""Net inputs and targets: which box each net crops, the crop itself, standardisation.
+"""Net inputs and targets: which box each net crops, its standardised crop (cut by common.box)
+and the points relative to it, for one face or a training batch.
 
 Training data (dataset/) and inference (common/cascade.py) both call these, so the nets see
 the same pixels in both.

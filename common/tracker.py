@@ -1,0 +1,285 @@
+"""Faces followed from frame to frame: a video or a camera stream at the cost of the cascade.
+
+    from common.tracker import Tracker
+    tracker = Tracker(landmarker)               # a common.landmarker.Landmarker
+    for frame in frames:                        # BGR frames, one at a time (a webcam loop)
+        faces = tracker.update(frame)           # Face objects, each with its track_id
+
+The photo path searches the whole frame for faces (the detector at several rotations) and runs
+the cascade on each; here that search runs only now and then. In between, a face found in one
+frame gives its region in the next from its five points (common.pointsbox: the training box
+convention placed from the points by a rule fitted on the training list, the roll from the eye
+line, so rolling faces stay upright for the cascade), and only the cascade runs on it.
+
+The full search runs again
+- every `redetect_every` frames: a face entering the picture is found within that many frames;
+- on a frame where a tracked face's confidence (common.confidence) falls below `search_below`;
+- when nothing is tracked, and after a cut (the frame, seen as a small grey thumbnail,
+  correlates with the one before by less than CUT_CORRELATION): every track ends at a cut.
+Its faces are matched to the tracks by box overlap (or centre distance), so a track keeps its
+id; a face matching no track starts a new track with a new id. A track ends when its
+confidence falls below the landmarker's `min_confidence` (the photo path's threshold for
+dropping a face), when a search does not confirm a track whose confidence is below
+`search_below`, when its centre leaves the frame, or when it lands on the face another track
+holds (the one that moved less keeps it).
+
+`smooth=True` passes each track's points through a One Euro filter (Casiez et al., CHI 2012):
+less shake on a still face, a little lag on a moving one (benchmarks/video.py measures both).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from common.box import Box
+from common.detectors import Detection
+from common.image import checked_photo, to_gray
+from common.pointsbox import PointsBoxRule, default_points_rule
+
+# Chosen with benchmarks/video.py (benchmarks/README.md): the search's share of the time
+# against how soon an entering face is found.
+REDETECT_EVERY = 15
+# While nothing is tracked, the frame is searched this often: an entering face is found within
+# as many frames (a sixth of a second at 30 frames/s), and a camera that sees nobody costs a fifth
+# of searching every frame (benchmarks/video.py, the `leave` clip).
+EMPTY_EVERY = 5
+# A tracked face keeps the region it was looked for in while the region its new points call for
+# lies within these of it (centre shift and size change in box widths, roll in degrees): on a
+# still face the cascade then sees the same box every frame, as it would the detector's, and
+# its points do not feed their own noise back through the box. Well inside the detector box
+# noise level 1 is trained on (centre 2.7-4%, size 8% standard deviation).
+HOLD_SHIFT = 0.03
+HOLD_SIZE = 0.05
+HOLD_ROLL = 3.0
+# A tracked face below this confidence makes the frame searched again.
+SEARCH_BELOW = 0.5
+# A detection and a track are the same face above this box IoU, or with centres this many box
+# widths apart at most.
+MATCH_IOU = 0.3
+MATCH_CENTRE = 0.5
+# Two tracks on one face: their boxes overlap by more than this.
+DUPLICATE_IOU = 0.5
+# A cut: consecutive 32x24 grey thumbnails correlate less than this. Another scene gives about
+# 0; the same scene 0.99 with a face moving a few pixels, 0.68 panned by 20 pixels at once
+# (320x240), 1.0 darkened (the correlation ignores exposure).
+CUT_CORRELATION = 0.5
+THUMB = (32, 24)
+
+
+class OneEuro:
+    """The One Euro filter on an array of values: a low-pass filter whose cutoff rises with
+    the speed, so slow motion (shake) is smoothed and fast motion follows with little lag.
+    Values are in `unit`s (a face's box width), time in seconds."""
+
+    # Chosen on the still, drift, roll and scale clips of benchmarks/video.py (three faces each):
+    # jitter on the still face 0.25 -> 0.20% of the inter-ocular distance, error on the moving
+    # ones 1.32 -> 1.37% of the box width.
+    def __init__(self, min_cutoff: float = 0.3, beta: float = 50.0, d_cutoff: float = 3.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.value: np.ndarray | None = None
+        self.speed: np.ndarray | None = None
+
+    @staticmethod
+    def _alpha(cutoff, dt: float):
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, dt: float, unit: float) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.value is None:
+            self.value, self.speed = x.copy(), np.zeros_like(x)
+            return x
+        speed = (x - self.value) / dt / unit
+        a = self._alpha(self.d_cutoff, dt)
+        self.speed = a * speed + (1 - a) * self.speed
+        cutoff = self.min_cutoff + self.beta * np.abs(self.speed)
+        a = self._alpha(cutoff, dt)
+        self.value = a * x + (1 - a) * self.value
+        return self.value.copy()
+
+
+@dataclass
+class Track:
+    id: int
+    points: np.ndarray          # (5, 2) the cascade's raw points in the last frame
+    score: float                # the detector's score when the face was found
+    confidence: float
+    filter: OneEuro | None = None
+    region: object | None = None   # the common.landmarker.Region it was last looked for in
+
+
+@dataclass
+class TrackerState:
+    """All a tracker carries from one frame to the next (small and picklable: the web app
+    keeps one per camera between requests)."""
+    tracks: list[Track] = field(default_factory=list)
+    next_id: int = 1
+    frame: int = 0
+    since_search: int = EMPTY_EVERY  # the first frame is searched
+    thumb: np.ndarray | None = None
+
+
+class Tracker:
+    def __init__(self, landmarker, redetect_every: int = REDETECT_EVERY,
+                 search_below: float = SEARCH_BELOW, smooth: bool = False, fps: float = 30.0,
+                 rule: PointsBoxRule | None = None, state: TrackerState | None = None):
+        """`landmarker`: a common.landmarker.Landmarker (its search finds faces, its cascade
+        follows them, its min_confidence ends tracks); `redetect_every`: frames between full
+        searches (1: every frame); `smooth`: One Euro filter on the points; `fps`: the frame
+        rate the filter assumes; `rule`: the points -> box rule (default
+        model/box_rule_points.json); `state`: go on from another tracker's state."""
+        if redetect_every < 1:
+            raise ValueError(f"redetect_every must be at least 1, not {redetect_every}")
+        self.landmarker = landmarker
+        self.redetect_every = int(redetect_every)
+        self.search_below = float(search_below)
+        self.smooth = smooth
+        self.dt = 1.0 / fps
+        self.rule = rule or default_points_rule()
+        self.state = state or TrackerState()
+        self.searched = False   # whether the last update ran the full search (for benchmarks)
+
+    def track(self, frames: Iterable[np.ndarray]) -> Iterator[list]:
+        """The faces of each frame in turn."""
+        for frame in frames:
+            yield self.update(frame)
+
+    def reset(self) -> None:
+        self.state = TrackerState()
+
+    # --- one frame ----------------------------------------------------------------------
+    def update(self, frame: np.ndarray) -> list:
+        """The faces in this frame (common.landmarker.Face, each with its track_id), left to
+        right."""
+        frame = checked_photo(frame)
+        st = self.state
+        st.frame += 1
+        st.since_search += 1
+        step = max(1, min(frame.shape[0] // (2 * THUMB[1]), frame.shape[1] // (2 * THUMB[0])))
+        # Every step-th pixel first: the whole frame in grey would cost more than the thumbnail.
+        thumb = cv2.resize(to_gray(np.ascontiguousarray(frame[::step, ::step])), THUMB,
+                           interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb -= thumb.mean()
+        thumb /= max(float(np.linalg.norm(thumb)), 1e-6)
+        if st.thumb is not None and float((thumb * st.thumb).sum()) < CUT_CORRELATION:
+            st.tracks = []
+            st.since_search = max(st.since_search, EMPTY_EVERY)  # a new scene is searched at once
+        st.thumb = thumb
+
+        h, w = frame.shape[:2]
+        regions = [self._region(t) for t in st.tracks]
+        results = self._judge(frame, regions)
+        search = (st.since_search >= (self.redetect_every if st.tracks else min(EMPTY_EVERY, self.redetect_every))
+                  or any(c < self.search_below for _, _, c in results))
+        candidates = list(zip(st.tracks, regions, results))
+        new_faces = []
+        self.searched = search
+        if search:
+            st.since_search = 0
+            found = self.landmarker.locate(frame)
+            matched, unmatched = self._match(found, [r.box for r in regions])
+            for i, (track, region, result) in enumerate(candidates):
+                j = matched.get(i)
+                if j is None:
+                    if result[2] < self.search_below:
+                        candidates[i] = None    # the search does not confirm a doubtful face
+                    continue
+                if result[2] < self.search_below:
+                    # The detector's box of a face the tracked box lost hold of.
+                    (again,) = self._judge(frame, [found[j]])
+                    if again[2] > result[2]:
+                        candidates[i] = (track, found[j], again)
+            fresh = [found[j] for j in unmatched]
+            new_faces = [(r, res) for r, res in zip(fresh, self._judge(frame, fresh))]
+
+        least = self.landmarker.min_confidence
+        kept: list[tuple] = []   # (track, region looked in, (points, point conf, conf), new)
+        for c in candidates:
+            if c is None:
+                continue
+            track, region, (points, pconf, conf) = c
+            cx, cy = points.mean(axis=0)
+            if conf < least or not (0 <= cx < w and 0 <= cy < h):
+                continue
+            kept.append((track, region, (points, pconf, conf), False))
+        for region, (points, pconf, conf) in new_faces:
+            if conf >= least:
+                track = Track(st.next_id, points, region.detection.score, conf)
+                st.next_id += 1
+                kept.append((track, region, (points, pconf, conf), True))
+        kept = self._without_duplicates(kept)
+
+        faces = []
+        if len(kept) < len(candidates) and not search:
+            st.since_search = max(st.since_search, EMPTY_EVERY)  # a face lost: search the next frame
+        st.tracks = []
+        for track, looked, (points, pconf, conf), _ in kept:
+            track.points, track.confidence, track.region = points, conf, looked
+            st.tracks.append(track)
+            box, roll = self.rule.place(points)
+            shown = points
+            if self.smooth:
+                track.filter = track.filter or OneEuro()
+                shown = track.filter(points, self.dt, box.width)
+            faces.append(self._face(box, shown, roll, track.score, conf, pconf, track.id))
+        return sorted(faces, key=lambda f: (f.box.left, f.box.top))
+
+    # --- parts --------------------------------------------------------------------------
+    def _region(self, track: Track):
+        from common.landmarker import Region
+        box, roll = self.rule.place(track.points)
+        last = track.region
+        if last is not None:
+            (x, y), (lx, ly) = box.center, last.box.center
+            if (math.hypot(x - lx, y - ly) <= HOLD_SHIFT * last.box.width
+                    and abs(box.width / last.box.width - 1) <= HOLD_SIZE
+                    and abs((roll - last.roll + 180) % 360 - 180) <= HOLD_ROLL):
+                return last
+        return Region(box, roll, Detection(box, track.score, track.points, roll))
+
+    def _judge(self, frame, regions) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """(points, point confidences, face confidence) per region, in the regions' order."""
+        if not regions:
+            return []
+        points, pconf, conf = self.landmarker.judge(frame, regions)
+        return [(p, pc, float(c)) for p, pc, c in zip(points, pconf, conf)]
+
+    @staticmethod
+    def _match(found, boxes: list[Box]) -> tuple[dict[int, int], list[int]]:
+        """({track index: region index}, unmatched region indices): pairs taken greedily by
+        IoU, then by centre distance for boxes that overlap little (a detector's box and a
+        placed one can differ in size)."""
+        pairs = []
+        for i, b in enumerate(boxes):
+            for j, r in enumerate(found):
+                iou = b.iou(r.box)
+                dist = math.dist(b.center, r.box.center) / max(b.width, 1e-6)
+                if iou > MATCH_IOU or dist < MATCH_CENTRE:
+                    pairs.append((-iou, dist, i, j))
+        matched, used = {}, set()
+        for _, _, i, j in sorted(pairs):
+            if i not in matched and j not in used:
+                matched[i] = j
+                used.add(j)
+        return matched, [j for j in range(len(found)) if j not in used]
+
+    def _without_duplicates(self, kept):
+        """One track per face: of two tracks whose new boxes overlap, the one whose box moved
+        less from its last one keeps the face (the other jumped onto it); new tracks yield."""
+        placed = [self.rule.place(points)[0] for _, _, (points, _, _), _ in kept]
+        order = sorted(range(len(kept)), key=lambda k: (kept[k][3], 1.0 - kept[k][1].box.iou(placed[k])))
+        out = []
+        for k in order:
+            if all(placed[k].iou(placed[o]) <= DUPLICATE_IOU for o in out):
+                out.append(k)
+        return [kept[k] for k in sorted(out)]
+
+    @staticmethod
+    def _face(box, points, roll, score, conf, pconf, track_id):
+        from common.landmarker import Face
+        return Face(box=box, points=np.asarray(points), roll=float(roll), score=float(score),
+                    confidence=float(conf), point_confidence=np.asarray(pconf), track_id=track_id)

@@ -1,0 +1,103 @@
+"""The default face detector (BlazeFace short range via LiteRT, common/detectors/blaze.py) on the
+whole photo -> points path: faces at every roll in 15-degree steps without turned searches, the
+verifier against faces that are not there, and the detector's own parts."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from common.box import Box
+from common.detectors import DEFAULT_DETECTOR, load_detector
+from common.detectors.blaze import anchors, upright_order, weighted_nms
+from common.landmarker import Landmarker
+from common.rotation import eye_roll
+from landmark_photos import GROUP, ONE_FACE, listed, mean_error, no_face, rolled, small_in_large
+
+
+@pytest.fixture(scope="module")
+def blaze_landmarker():
+    return Landmarker()
+
+
+def test_blaze_is_the_default_and_searches_unturned():
+    lm = Landmarker()
+    assert DEFAULT_DETECTOR == "blaze" and lm.detector.name == "blaze"
+    assert lm.angles == (0.0,)
+    assert Landmarker(detector="mtcnn").angles == (0.0, 45.0, -45.0, 90.0, -90.0)
+
+
+@pytest.mark.parametrize("name", [ONE_FACE, *GROUP])
+@pytest.mark.parametrize("angle", range(-90, 91, 15))
+def test_every_roll_in_15_degree_steps(name, angle, blaze_landmarker):
+    """One face at every roll: found once, its points within 3% of the box width, the face's
+    roll read within 10 degrees."""
+    img, truth = rolled(name, angle)
+    faces = blaze_landmarker(img)
+    assert len(faces) == 1, f"{len(faces)} faces at {angle} degrees"
+    face = faces[0]
+    assert mean_error(face.points, truth, listed(name).box) < 0.03
+    assert abs((face.roll - eye_roll(truth) + 180) % 360 - 180) < 10
+    assert face.confidence > 0.5
+
+
+def test_no_face_photos_give_no_face(blaze_landmarker):
+    """Faceless photos: a real region below a chin, its blurred enlargement, noise and stripes.
+    Below the verifier the detector may propose something; nothing passes it."""
+    rng = np.random.default_rng(0)
+    stripes = np.tile((np.sin(np.arange(640) / 6.0) * 100 + 128).astype(np.uint8), (480, 1))
+    photos = [no_face(), cv2.GaussianBlur(cv2.resize(no_face(), (1280, 720)), (0, 0), 3),
+              rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), cv2.merge([stripes] * 3)]
+    for img in photos:
+        assert blaze_landmarker(img) == []
+
+
+def test_small_face_in_a_large_photo(blaze_landmarker):
+    img, truth = small_in_large(face_px=80, size=(2000, 1500))
+    faces = blaze_landmarker(img)
+    assert len(faces) == 1
+    assert mean_error(faces[0].points, truth, Box(0, 80, 0, 80)) < 0.05
+
+
+def test_smallest_face_grows_with_the_photo_unless_asked():
+    det = load_detector("blaze")
+    assert det.min_face(480, 640) == pytest.approx(40.0) == det.min_face(720, 1280)
+    assert det.min_face(3000, 4000) > 100  # the finest level is capped
+    everywhere = load_detector("blaze", min_face_everywhere=32)
+    assert everywhere.min_face(3000, 4000) == pytest.approx(32.0)
+    # Two levels cover every face in a 640x480 photo: 24 net pixels at the smallest face, and
+    # the whole photo in the net's own 128 pixels; at most 4x apart.
+    scales = det.scales(480, 640, 40.0)
+    assert scales == pytest.approx([0.6, 0.2])
+    scales = det.scales(3000, 4000, det.min_face(3000, 4000))
+    assert 4000 * scales[-1] <= 128 + 1e-9
+    assert all(a / b <= 4.0 + 1e-9 for a, b in zip(scales, scales[1:]))
+
+
+def test_anchors_and_weighted_nms():
+    a = anchors(128, 128)
+    assert a.shape == (896, 2)  # the net's own count at its 128x128 size
+    assert tuple(a[0]) == (4.0, 4.0) and tuple(a[-1]) == (120.0, 120.0)
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
+    points = np.zeros((3, 6, 2))
+    points[1] += 2.0
+    out = weighted_nms(boxes, np.array([0.9, 0.3, 0.8]), points, 0.3)
+    assert len(out) == 2
+    (b, s, p), (b2, s2, _) = out
+    assert s == 0.9 and s2 == 0.8
+    np.testing.assert_allclose(b, [0.25, 0.25, 10.25, 10.25])  # weighted 0.9 : 0.3
+    np.testing.assert_allclose(p, 0.5)
+
+
+def test_upright_order_and_turned_detections():
+    upright = np.array([[10, 10], [30, 10], [20, 20], [20, 30], [0, 12], [40, 12]], float)
+    assert eye_roll(upright) == 0.0
+    np.testing.assert_array_equal(upright_order(upright), upright)
+    # The eyes named the other way round (the mouth above the eye line): swapped back.
+    swapped = upright[[1, 0, 2, 3, 5, 4]]
+    np.testing.assert_array_equal(upright_order(swapped), upright)
+    from common.detectors import Detection
+    det = Detection(Box(0, 40, 0, 40), 0.9, upright)
+    turned = det.turned(90.0)
+    assert eye_roll(turned.points) == pytest.approx(-90.0)
+    assert turned.angle == 90.0 and turned.box == det.box

@@ -1,0 +1,127 @@
+"""benchmarks/detection.py's photo builders and scoring, on the committed sample's test faces
+(no detector runs here: the benchmark itself measures the detectors)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import detection as det
+from benchmarks.wild import Backgrounds
+from common.box import Box
+from common.landmarker import Face
+from common.rotation import eye_roll
+
+
+@pytest.fixture(scope="module")
+def backgrounds(test_faces):
+    return Backgrounds(test_faces)
+
+
+@pytest.mark.parametrize("canvas, count", [((640, 480), 12), ((1280, 720), 5), ((640, 480), 7)])
+def test_group_photo_puts_the_faces_apart_inside_the_canvas(test_faces, backgrounds, canvas, count):
+    chosen = test_faces[10:10 + count]
+    photo = det.build_group(3, canvas, chosen, backgrounds, seed=5)
+    w, h = canvas
+    assert photo.image.shape == (h, w, 3) and photo.image.dtype == np.uint8
+    assert len(photo.faces) == count
+    assert [f.sample for f in photo.faces] == chosen
+    for i, f in enumerate(photo.faces):
+        assert det.GROUP_SIZE[0] <= f.size <= det.GROUP_SIZE[1]
+        assert abs(f.roll) <= 90
+        pts = np.asarray(f.points)
+        assert pts.shape == (5, 2)
+        assert (pts >= 0).all() and (pts[:, 0] <= w - 1).all() and (pts[:, 1] <= h - 1).all()
+        # The whole pasted disc lies in the canvas, and no two discs overlap.
+        cx, cy = f.centre
+        assert f.radius <= cx <= w - 1 - f.radius and f.radius <= cy <= h - 1 - f.radius
+        for g in photo.faces[i + 1:]:
+            assert math.dist(f.centre, g.centre) >= f.radius + g.radius
+        # The true points are the face's: the eye line turned by the roll given (the source
+        # faces lean by a few degrees of their own).
+        assert abs((eye_roll(pts) + f.roll + 180) % 360 - 180) < 20
+    # Deterministic for the seed.
+    again = det.build_group(3, canvas, chosen, backgrounds, seed=5)
+    assert np.array_equal(again.image, photo.image)
+
+
+def test_group_plan_uses_each_test_face_once():
+    plan = det.group_plan(30, 400, seed=1)
+    used = [k for _, faces in plan for k in faces]
+    assert len(used) == len(set(used))
+    assert all(det.GROUP_FACES[0] <= len(faces) <= det.GROUP_FACES[1] for _, faces in plan)
+    assert [c for c, _ in plan[:4]] == [(640, 480), (1280, 720), (640, 480), (1280, 720)]
+
+
+def fake_face(points: np.ndarray, size: float) -> Face:
+    """A face as the Landmarker would return it: box about the eyes-mouth centre, the eye roll."""
+    cx, cy = np.asarray(points).mean(axis=0)
+    return Face(Box.around(cx, cy, size / 2, size / 2), np.asarray(points, np.float64), eye_roll(points))
+
+
+def test_scoring_counts_found_false_and_duplicate_faces(test_faces, backgrounds):
+    photo = det.build_group(0, (1280, 720), test_faces[:8], backgrounds, seed=2)
+    truth = photo.faces
+    faces = [fake_face(t.points, t.size) for t in truth[1:]]          # every face but the first
+    faces.append(fake_face(truth[2].points + 1.0, truth[2].size))       # a second face on one
+    # A false face: a place no disc covers.
+    w, h = photo.canvas
+    spot = next((x, y) for y in range(40, h - 40, 10) for x in range(40, w - 40, 10)
+                if all(math.dist((x, y), t.centre) > t.radius + 40 for t in truth))
+    faces.append(Face(Box.around(*spot, 30, 30), np.tile(spot, (5, 1)).astype(float)))
+    rec = det.score_group(photo, faces)
+    assert [f["found"] for f in rec["faces"]] == [False] + [True] * (len(truth) - 1)
+    assert rec["false"] == 1 and rec["duplicates"] == 1 and rec["returned"] == len(faces)
+    assert all(f["error"] == 0.0 for f in rec["faces"][1:])   # the best of the two on face 2
+    s = det.group_summary([rec])
+    assert s["found"] == len(truth) - 1 and s["false_per_photo"] == 1.0 and s["duplicates_per_photo"] == 1.0
+    # A face whose box misses the nose is not a hit.
+    off = fake_face(truth[0].points + np.array([truth[0].size, 0.0]), truth[0].size)
+    assert det.score_group(photo, [off])["faces"][0]["found"] is False
+
+
+def test_noface_backgrounds_keep_clear_of_listed_faces(test_faces, backgrounds):
+    """Every background piece of the no-face photos comes from outside its image's listed face
+    box widened by the margin (wild.Backgrounds.strips)."""
+    pieces = []
+    for i in (0, 2, 4):   # without scikit-image: backgrounds and synthetic in turn
+        photo = det.build_noface(i, backgrounds, {}, seed=0, log=pieces)
+        assert photo.source == "backgrounds"
+        assert photo.image.shape == (480, 640, 3)
+    assert len(pieces) >= 12
+    for k, (x0, y0, x1, y1) in pieces:
+        b = test_faces[k].box
+        mx, my = Backgrounds.MARGIN * b.width, Backgrounds.MARGIN * b.height
+        apart = x1 <= b.left - mx + 1 or x0 >= b.right + mx - 1 or y0 >= b.bottom + my - 1
+        assert apart, (k, (x0, y0, x1, y1), b)
+
+
+def test_noface_sources_and_synthetic_pictures(backgrounds):
+    assert det.noface_sources({}) == ("backgrounds", "synthetic")
+    fake_skimage = {"brick.png": np.full((300, 500, 3), 90, np.uint8)}
+    sources = det.noface_sources(fake_skimage)
+    photos = [det.build_noface(i, backgrounds, fake_skimage, seed=1) for i in (1, 4, 7, 10, 2, 5, 8, 11)]
+    assert [p.source for p in photos] == ["skimage"] * 4 + ["synthetic"] * 4 and sources[1] == "skimage"
+    assert [p.image.shape[:2] for p in photos[:4]] == [(480, 640), (720, 1280)] * 2
+    for p in photos[4:]:
+        assert p.image.dtype == np.uint8 and p.image.std() > 5, p.what   # not a flat picture
+    assert {p.what.split()[0] for p in photos[4:]} == set(det.SYNTHETIC_KINDS)
+
+
+def test_images_from_other_formats_become_bgr():
+    gray16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    assert det.to_bgr(gray16).shape == (3, 4, 3) and det.to_bgr(gray16)[2, 3, 0] == round(55000 / 257)
+    rgba = np.zeros((2, 2, 4), np.uint8)          # transparent black: white
+    assert (det.to_bgr(rgba) == 255).all()
+    assert det.fit(np.zeros((512, 512, 3), np.uint8), 640, 480).shape == (480, 640, 3)
+
+
+def test_configurations_parse_as_predict_options():
+    c = det.parse_config("mtcnn --upright --min-face 24")
+    assert c.options["detector"] == "mtcnn" and c.options["angles"] == (0.0,)
+    assert c.options["min_face_everywhere"] == 24
+    assert det.parse_config("blaze").options["angles"] is None
+    for bad in ("haar --min-face 24", "nodetector", "mtcnn --frobnicate"):
+        with pytest.raises(det.ConfigError):
+            det.parse_config(bad)
