@@ -10,9 +10,11 @@ runs) each point gets these features, in box widths:
     l3_split   distance between the two level-3 nets' estimates
     l3_move    how far level 3 moves level 2's estimate
 
-Two logistic regressions on their logarithms (fitted with numpy, model/confidence.json) turn
-them into probabilities: per point, that the point lies within 5% of the box width of the
-truth (`point_confidence`); per face, that all five points do (`confidence`). They are fitted
+Logistic regressions on their logarithms (fitted with numpy, model/confidence.json) turn them
+into probabilities: per face, that all five points lie within 5% of the box width of the truth
+(`confidence`); per point, that it does (`point_confidence`): the chance that the point is right
+on a box that holds a face, times the chance that the box holds one (a third regression, on the
+face's features), so that points are neither doubted on real faces nor trusted on false ones. They are fitted
 on the TRAINING split only, on each face's listed box, on boxes jittered like a detector's
 (the residual noise in model/box_rule_mtcnn.json) and on boxes that hold no face (cut beside
 the face, or the face turned on its side or upside down), each labelled by its real error, so
@@ -151,22 +153,26 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int
 
 @dataclass(frozen=True)
 class ConfidenceModel:
-    point_weights: np.ndarray  # (1 + 2F,) bias first, on point_inputs
+    point_weights: np.ndarray  # (1 + 2F,) bias first, on point_inputs: fitted on face boxes only
     face_weights: np.ndarray   # (1 + 2F,) bias first, on face_inputs
+    real_weights: np.ndarray   # (1 + 2F,) bias first, on face_inputs: the box holds a face
     about: dict
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(point confidences (N, 5), face confidences (N,)) for features (N, 5, F)."""
-        pw, fw = self.point_weights, self.face_weights
-        points = sigmoid(pw[0] + point_inputs(features) @ pw[1:])
-        faces = sigmoid(fw[0] + face_inputs(features) @ fw[1:])
+        pw, fw, rw = self.point_weights, self.face_weights, self.real_weights
+        inputs = face_inputs(features)
+        real = sigmoid(rw[0] + inputs @ rw[1:])
+        points = sigmoid(pw[0] + point_inputs(features) @ pw[1:]) * real[:, None]
+        faces = sigmoid(fw[0] + inputs @ fw[1:])
         return points, faces
 
     def save(self, path: Path = CONFIDENCE_FILE) -> None:
         Path(path).write_text(json.dumps({
             "about": self.about, "features": list(FEATURES), "eps": EPS,
-            "point_weights": [round(float(v), 6) for v in self.point_weights],
-            "face_weights": [round(float(v), 6) for v in self.face_weights]}, indent=1) + "\n")
+            **{f"{name}_weights": [round(float(v), 6) for v in w] for name, w in
+               (("point", self.point_weights), ("face", self.face_weights), ("real", self.real_weights))}},
+            indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "ConfidenceModel":
@@ -176,10 +182,12 @@ class ConfidenceModel:
         except FileNotFoundError:
             raise ConfidenceMissing(f"no confidence model at {rel(path)}; fit one with "
                                     "`python -m common.confidence --fit`") from None
-        if tuple(data.get("features", ())) != FEATURES or data.get("eps") != EPS:
-            raise ValueError(f"{rel(path)} was fitted on other features ({data.get('features')}); "
-                             "fit it again with `python -m common.confidence --fit`")
-        return cls(np.asarray(data["point_weights"]), np.asarray(data["face_weights"]), data.get("about", {}))
+        if (tuple(data.get("features", ())) != FEATURES or data.get("eps") != EPS
+                or "real_weights" not in data):
+            raise ValueError(f"{rel(path)} was fitted as an older model (features "
+                             f"{data.get('features')}); fit it again with `python -m common.confidence --fit`")
+        return cls(*(np.asarray(data[f"{name}_weights"]) for name in ("point", "face", "real")),
+                   data.get("about", {}))
 
 
 _default: ConfidenceModel | None = None
@@ -319,14 +327,19 @@ def collect(cascade, samples, rng: np.random.Generator, jitter: float = 1.0, per
             "kind": np.concatenate(kinds), "face": np.concatenate(faces)}
 
 
-def fit(data: dict, l2: float = 1e-3, error_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(point weights, face weights) on collected data, its errors times `error_scale` (the
-    nets saw the training faces: at the same features their errors there are smaller than on
-    new faces)."""
+def fit(data: dict, l2: float = 1e-3, error_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point weights, face weights, real-face weights) on collected data, its errors times
+    `error_scale` (the nets saw the training faces: at the same features their errors there are
+    smaller than on new faces). The point model sees only boxes that hold a face: fitted with
+    the others too, it learnt that points are often wrong and doubted real faces' points (60-80%
+    right in its bins below 0.5); the real-face model supplies the rest."""
     f, e = data["features"], data["errors"] * error_scale
-    pw = fit_logistic(point_inputs(f).reshape(-1, 2 * len(FEATURES)), (e <= WITHIN).ravel().astype(float), l2)
+    holds_face = data["kind"] < KINDS.index("beside")
+    pw = fit_logistic(point_inputs(f[holds_face]).reshape(-1, 2 * len(FEATURES)),
+                      (e[holds_face] <= WITHIN).ravel().astype(float), l2)
     fw = fit_logistic(face_inputs(f), (e <= WITHIN).all(axis=1).astype(float), l2)
-    return pw, fw
+    rw = fit_logistic(face_inputs(f), holds_face.astype(float), l2)
+    return pw, fw, rw
 
 
 # --- measures -------------------------------------------------------------------------------
@@ -380,14 +393,16 @@ def fit_command(args) -> int:
     start = time.time()
     data = collect(Cascade(args.model), samples, np.random.default_rng(args.seed), args.jitter,
                    progress=not args.quiet)
-    pw, fw = fit(data, error_scale=args.error_scale)
-    model = ConfidenceModel(pw, fw, {})
+    pw, fw, rw = fit(data, error_scale=args.error_scale)
+    model = ConfidenceModel(pw, fw, rw, {})
     pc, fc = model.predict(data["features"])
     good = (data["errors"] * args.error_scale <= WITHIN)
     counts = {k: int((data["kind"] == i).sum()) for i, k in enumerate(KINDS)}
     about = {
         "what": "logistic regressions on log(feature + eps) (common.confidence): point_weights on "
-                "[own features, face mean], face_weights on [mean, max over points]; bias first",
+                "[own features, face mean] (boxes that hold a face), face_weights and real_weights "
+                "(the box holds a face) on [mean, max over points]; bias first; point confidence = "
+                "point x real",
         "made_by": f"python -m common.confidence --fit --faces {len(samples)} --jitter {args.jitter:g} "
                    f"--error-scale {args.error_scale:g} --seed {args.seed}",
         "training_list": train_list.name, "faces": len(samples), "boxes": counts,
@@ -398,7 +413,7 @@ def fit_command(args) -> int:
                 "point_rate_predicted": round(float(pc.mean()), 4),
                 "seconds": round(time.time() - start, 1)},
     }
-    model = ConfidenceModel(pw, fw, about)
+    model = ConfidenceModel(pw, fw, rw, about)
     model.save(args.out)
     print(json.dumps(about, indent=1))
     print(f"wrote {rel(Path(args.out))}")
