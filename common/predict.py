@@ -110,7 +110,7 @@ def describe(result: dict) -> str:
             b = f["box"]
             track = f" (track {f['track_id']})" if "track_id" in f else ""
             lines.append(f"{indent}face {i}{track}: box left={b['left']:.1f} right={b['right']:.1f} "
-                         f"top={b['top']:.1f} bottom={b['bottom']:.1f} roll={f['roll']:+.0f}"
+                         f"top={b['top']:.1f} bottom={b['bottom']:.1f} roll={round(f['roll']):+d}"
                          + (f" confidence={f['confidence']:.2f}" if "confidence" in f else ""))
             lines.append(indent + "  " + "  ".join(f"{k} ({x:.1f}, {y:.1f})"
                                                    for k, (x, y) in f["points"].items()))

@@ -11,12 +11,12 @@ logits (1, A, 1) for A anchors: two per cell of the stride-8 grid, then six per 
 stride-16 grid, each at its cell's centre; a regression row is centre x, y, width, height, then
 six (x, y) points, in input pixels, relative to the anchor.
 
-Why this design (measured on faces from the CUHK test split pasted on photo backgrounds,
-benchmarks/README.md): run on the whole photo rather than on 128x128 windows, the net finds faces
-of 24-96 of its pixels at every roll (0-90 degrees), so the photo needs no turned copies; the
-photo is searched at scales at most LEVEL_STEP apart, the finest putting the smallest face
-searched at FACE_MIN pixels. Its false faces are many at a low threshold: the Landmarker's
-verifier (the cascade's own confidence) removes them.
+Why this design (CUHK test faces pasted on photo backgrounds as benchmarks/wild.py does, 30-60
+per size and roll, 2026-12-01): run on the whole photo rather than on 128x128 windows, the net
+finds faces of 24-128 of its pixels at every roll (0-90 degrees), so the photo needs no turned
+copies; it is searched at scales at most LEVEL_STEP apart, the finest putting the smallest face
+searched at FACE_MIN pixels. It proposes some false faces: the Landmarker's verifier (the
+cascade's own confidence) removes them. Results on the photo path: docs/evaluation.md.
 """
 from __future__ import annotations
 
