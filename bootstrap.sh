@@ -38,7 +38,8 @@ Options:
   -h, --help     this text
 
 A full run on the CUHK data remakes the released model's weights bit for bit (the set-up's
-Caffe keeps BVLC Caffe's arithmetic order; OpenBLAS on another kind of CPU may round otherwise).
+Caffe keeps BVLC Caffe's arithmetic order, and training pins OpenBLAS's AVX2 kernels, those
+of the release, on any CPU that has them).
 
 Environment: DEEP_LANDMARK_OPENCV_CROPS=1 cuts the crops with OpenCV instead of
 common/cropkernel.c (the same bytes, slower).

@@ -49,6 +49,28 @@ def newest_state(snapshots: Path) -> tuple[int, Path] | None:
     return max(states) if states else None
 
 
+# The release was trained with OpenBLAS's kernels for AVX2 CPUs ("Zen"). On a CPU with AVX-512,
+# OpenBLAS picks others that round the same products differently, and a whole run trains other
+# weights. Pinned to the AVX2 kernels, F1 trained for 50,000 iterations on an AVX-512 machine is
+# the release's F1 bit for bit (2026-12-01), at about 15% less speed there. A user's own
+# OPENBLAS_CORETYPE wins; CPUs without AVX2 keep OpenBLAS's choice.
+RELEASE_BLAS_CORE = "Zen"
+
+
+def release_blas_kernels(cpuinfo: str | None = None) -> dict:
+    """{"OPENBLAS_CORETYPE": "Zen"} where that pins the release's kernels, else {}."""
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return {}
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    return {"OPENBLAS_CORETYPE": RELEASE_BLAS_CORE} if {"avx2", "fma"} <= set(flags) else {}
+
+
 @dataclass
 class Outcome:
     key: str
@@ -94,7 +116,8 @@ class NetTrainer:
             cmd.append(f"--weights={rel(self.init_weights)}")
         if self.gpu is not None:
             cmd.append(f"--gpu={self.gpu}")
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(self.threads), GLOG_logtostderr="1")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(self.threads), GLOG_logtostderr="1",
+                   **release_blas_kernels())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
             log.write(f"# deep-landmark: {' '.join(cmd)} (seed {settings.seed}, {time.ctime()}"

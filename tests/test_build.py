@@ -119,3 +119,17 @@ def test_samples_are_the_crops_and_targets_of_their_variants(train_faces, level)
                 box = var.crop_boxes[spec.key]
                 assert np.array_equal(x[v], net_input(image, box, spec, var.angle))
                 assert np.array_equal(y[v], net_target(box, points, spec, var.angle))
+
+
+def test_training_pins_the_release_blas_kernels(monkeypatch):
+    """model.train pins OpenBLAS's AVX2 kernels where the CPU has them (an AVX-512 CPU's own
+    kernels round otherwise and train other weights than the release's), never overrides a
+    user's choice, and leaves CPUs without AVX2 alone."""
+    from model.train import RELEASE_BLAS_CORE, release_blas_kernels
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    avx512 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n"
+    assert release_blas_kernels(avx512) == {"OPENBLAS_CORETYPE": RELEASE_BLAS_CORE} == {"OPENBLAS_CORETYPE": "Zen"}
+    assert release_blas_kernels("flags\t\t: fpu sse2 sse4_2\n") == {}
+    assert release_blas_kernels("") == {}
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert release_blas_kernels(avx512) == {}
