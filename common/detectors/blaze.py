@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
@@ -210,13 +211,16 @@ class Blaze:
         local = Detection(Box(det.box.left - x0, det.box.right - x0, det.box.top - y0, det.box.bottom - y0),
                           det.score, np.asarray(det.points, float) - shift, det.angle)
         # The surroundings at twice the chip's resolution, made once for the turns of one face.
-        key = (id(image), image.shape, x0, y0, x1, y1)
-        if getattr(self._local, "surroundings", (None,))[0] != key:
+        # The photo is held by a weak reference: an id() alone could be a later photo's once
+        # this one is freed (video frames of one size come and go at the same address).
+        photo, region, levels = getattr(self._local, "surroundings", (None, None, None))
+        if photo is None or photo() is not image or region != (x0, y0, x1, y1):
             around = image[y0:y1, x0:x1]
             k = min(1.0, 2 * CHIP_FACE / max(det.box.width, 1.0))
-            small, kx, ky = shrink_to(around, max(1, round(max(around.shape[:2]) * k)))
-            self._local.surroundings = (key, [(1.0 / kx, to_rgb(small))])
-        found = self.refine(self._local.surroundings[1], local.turned(turn), force=True)
+            small, kx, _ = shrink_to(around, max(1, round(max(around.shape[:2]) * k)))
+            levels = [(1.0 / kx, to_rgb(small))]
+            self._local.surroundings = (weakref.ref(image), (x0, y0, x1, y1), levels)
+        found = self.refine(levels, local.turned(turn), force=True)
         if found is None:
             return None
         return Detection(Box(found.box.left + x0, found.box.right + x0, found.box.top + y0, found.box.bottom + y0),
