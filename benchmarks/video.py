@@ -21,8 +21,9 @@ MPEG-4 and decoded again):
 
 It runs on one core (cv2.setNumThreads(1), OpenBLAS/OpenMP one thread) and times every frame from
 decoding (cv2.VideoCapture.read) to the faces. Modes: `every` (Landmarker on every frame: the
-photo path, today's `predict VIDEO`), `track` (Tracker, redetect every --redetect frames),
-`smooth` (the same with the One Euro filter), and a `track` run for each --also-redetect value.
+photo path, `predict VIDEO --no-track`), `track` (Tracker, redetect every --redetect frames,
+raw points: `--no-smooth`), `smooth` (the same with the One Euro filter: the default), and a
+`track` run for each --also-redetect value.
 
 Reported per mode and clip: ms per frame (mean, and the median of the frames without a search),
 found % (frames where a face is in the picture, all five true points at least 0.1 box widths
@@ -227,6 +228,8 @@ def main() -> int:
                     help="rotations searched (default: the detector's own: none for blaze, "
                          f"{' '.join(f'{a:g}' for a in DEFAULT_ANGLES)} for the others)")
     ap.add_argument("--no-mirror", dest="mirror", action="store_false")
+    ap.add_argument("--track-mirror", choices=("on", "off"),
+                    help="the tracker's mirroring on followed faces (default: its own)")
     ap.add_argument("--no-every", dest="every", action="store_false",
                     help="skip the every-frame run (no error ratio)")
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
@@ -246,7 +249,8 @@ def main() -> int:
         return lm(frame), True
 
     def tracking(n, smooth):
-        tr = Tracker(lm, redetect_every=n, smooth=smooth, fps=FPS)
+        extra = {} if args.track_mirror is None else {"mirror": args.track_mirror == "on"}
+        tr = Tracker(lm, redetect_every=n, smooth=smooth, fps=FPS, **extra)
 
         def process(frame):
             faces = tr.update(frame)

@@ -95,14 +95,14 @@ class Cascade:
 
     # --- levels -------------------------------------------------------------------------
     def net_points(self, specs: Sequence[CascadeNet], grays: Grays, faces: Boxes,
-                   estimates: np.ndarray | None = None) -> list[np.ndarray]:
+                   estimates: np.ndarray | None = None, mirror: bool | None = None) -> list[np.ndarray]:
         """Each net's points (N, k, 2) in image pixels, for nets `specs` of one level (`grays`:
         face i's gray image, a list or its SourceImages).
 
         All crops of a level are cut and standardised together, one batch per input size, so
         the per-net work is only the forward pass. With mirroring, each net's estimate is the
         mean of its own and its mirror partner's on the flipped crop (the same crops, flipped:
-        no second cut).
+        no second cut). `mirror`: None for the cascade's own setting.
         """
         boxes = crop_boxes(specs, faces, estimates)  # (K, N)
         sources = grays if isinstance(grays, SourceImages) else SourceImages(grays)
@@ -113,7 +113,7 @@ class Cascade:
             inputs = standardise_all(crops).reshape(len(ks), n, h, w)
             for j, k in enumerate(ks):
                 relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
-            if self.mirror:
+            if self.mirror if mirror is None else mirror:
                 seen_mirrored = {}
                 for k, p, order in partners:
                     flipped = np.ascontiguousarray(inputs[p][:, :, ::-1])
@@ -127,14 +127,15 @@ class Cascade:
         return [boxes[k].to_absolute(r) for k, r in enumerate(relative)]
 
     def level1(self, grays: Grays, faces: Sequence[Box] | Boxes,
-               nets: Sequence[str] | None = None, record: list | None = None) -> np.ndarray:
+               nets: Sequence[str] | None = None, record: list | None = None,
+               mirror: bool | None = None) -> np.ndarray:
         """Mean (N, 5, 2) of the level-1 nets' estimates per point (`nets`: only these, e.g.
         ["F1"]; `record`: a list that gets (spec, points (N, k, 2)) for each net)."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
         specs = [s for s in of_level(1) if nets is None or s.name in nets]
         total = np.zeros((len(POINTS), len(faces), 2))  # point-major, for np.add.at
         count = np.zeros(len(POINTS))
-        found = self.net_points(specs, grays, faces)
+        found = self.net_points(specs, grays, faces, mirror=mirror)
         if record is not None:
             record.extend(zip(specs, found))
         for spec, points in zip(specs, found):
@@ -143,13 +144,14 @@ class Cascade:
         return (total / count[:, None, None]).transpose(1, 0, 2)
 
     def patch_level(self, level: int, grays: Grays, faces: Sequence[Box] | Boxes,
-                    estimates: np.ndarray, record: list | None = None) -> np.ndarray:
+                    estimates: np.ndarray, record: list | None = None,
+                    mirror: bool | None = None) -> np.ndarray:
         """Estimates (N, 5, 2) moved by the mean displacement the level's nets find per point
         (`record`: a list that gets (spec, point (N, 1, 2)) for each net)."""
         faces = faces if isinstance(faces, Boxes) else Boxes.of(faces)
         specs = of_level(level)
         which = [s.point_indices[0] for s in specs]
-        found = np.stack(self.net_points(specs, grays, faces, estimates))[:, :, 0]  # (K, N, 2)
+        found = np.stack(self.net_points(specs, grays, faces, estimates, mirror))[:, :, 0]  # (K, N, 2)
         if record is not None:
             record.extend((spec, f[:, None]) for spec, f in zip(specs, found))
         shift = np.zeros((len(POINTS), len(faces), 2))
@@ -164,10 +166,11 @@ class Cascade:
         return self.run(grays, faces, levels, record=False)[0]
 
     def run(self, grays: Grays, faces: Sequence[Box], levels: int | None = None,
-            record: bool = True) -> tuple[list[np.ndarray], list[list]]:
+            record: bool = True, mirror: bool | None = None) -> tuple[list[np.ndarray], list[list]]:
         """(`estimates`, and with `record` for each level its nets' own points: a list of
         (spec, points (N, k, 2) in image pixels)), from one pass: the per-net points are what
-        the levels compute anyway (common.confidence reads them)."""
+        the levels compute anyway (common.confidence reads them). `mirror`: None for the
+        cascade's own setting."""
         levels = levels or self.levels
         if levels > self.levels:
             raise ValueError(f"cascade loaded {self.levels} levels, asked for {levels}")
@@ -176,9 +179,10 @@ class Cascade:
             return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)], nets
         boxes = Boxes.of(faces)
         grays = grays if isinstance(grays, SourceImages) else SourceImages(grays)  # once for all levels
-        out = [self.level1(grays, boxes, record=nets[0] if record else None)]
+        out = [self.level1(grays, boxes, record=nets[0] if record else None, mirror=mirror)]
         for level in range(2, levels + 1):
-            out.append(self.patch_level(level, grays, boxes, out[-1], record=nets[level - 1] if record else None))
+            out.append(self.patch_level(level, grays, boxes, out[-1], record=nets[level - 1] if record else None,
+                                        mirror=mirror))
         return out, nets
 
     def points(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:

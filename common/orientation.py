@@ -100,7 +100,7 @@ def search(detector: Detector, image: np.ndarray, angles: Sequence[float] = DEFA
     for angle in angles:
         turned = angle != 0
         if turned not in copies:
-            copies[turned] = shrink_to(image, max(1, int(max(h, w) * detector.work_scale(h, w, turned))))
+            copies[turned] = shrink_to(image, max(1, int(max(h, w) * detector.work_scale(h, w, turned))), quick=True)
         small, kx, ky = copies[turned]
         # Copy pixels -> photo pixels (pixel centres at integers, as cv2.resize maps them).
         to_photo = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])

@@ -59,7 +59,7 @@ def output_path(out_dir: Path, src: Path, suffix: str, taken: set[Path]) -> Path
 
 
 def do_video(path: Path, landmarker, out: Path | None, progress: bool, align: int | None = None,
-             track: bool = True) -> dict:
+             track: bool = True, smooth: bool = True) -> dict:
     from tqdm import tqdm
 
     from common.tracker import Tracker
@@ -67,7 +67,7 @@ def do_video(path: Path, landmarker, out: Path | None, progress: bool, align: in
     if not cap.isOpened():
         raise Unreadable("not a video OpenCV can read")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    find = Tracker(landmarker, fps=fps).update if track else landmarker
+    find = Tracker(landmarker, fps=fps, smooth=smooth).update if track else landmarker
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer = None
     frames = []
@@ -160,6 +160,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-track", dest="track", action="store_false",
                     help="videos: search every frame for faces, as for photos, instead of tracking "
                          "them from frame to frame (several times slower; no track_id)")
+    ap.add_argument("--no-smooth", dest="smooth", action="store_false",
+                    help="videos: the tracked faces' raw points, without the One Euro filter "
+                         "(less lag on fast motion, more shake on still faces)")
     ap.add_argument("--jsonl", type=Path, metavar="FILE",
                     help="photo collections: walk folders, append one JSON line per image to FILE "
                          "(images already in FILE are skipped)")
@@ -216,7 +219,8 @@ def predict_files(args: argparse.Namespace, landmarker) -> int:
                 if out is not None and args.align is not None:
                     print(f"note: {name} is a video: its faces' matrices are in the results, but no "
                           "aligned crops are written for videos", file=sys.stderr)
-                result = do_video(path, landmarker, out, progress=True, align=args.align, track=args.track)
+                result = do_video(path, landmarker, out, progress=True, align=args.align, track=args.track,
+                                  smooth=args.smooth)
             else:
                 result = do_image(path, landmarker, out, args.align)
         except Unreadable as exc:

@@ -23,8 +23,9 @@ dropping a face), when a search does not confirm a track whose confidence is bel
 `search_below`, when its centre leaves the frame, or when it lands on the face another track
 holds (the one that moved less keeps it).
 
-`smooth=True` passes each track's points through a One Euro filter (Casiez et al., CHI 2012):
-less shake on a still face, a little lag on a moving one (benchmarks/video.py measures both).
+Each track's points pass through a One Euro filter (Casiez et al., CHI 2012; `smooth=False`
+for the cascade's raw points): less shake on a still face, a little lag on a moving one
+(benchmarks/video.py measures both; SMOOTH says why it is on).
 """
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ EMPTY_EVERY = 5
 HOLD_SHIFT = 0.03
 HOLD_SIZE = 0.05
 HOLD_ROLL = 3.0
+# Smoothing is on: without it a tracked still face shakes more than one searched every frame
+# (benchmarks/video.py --faces 4 --clips still: 0.413% of the inter-ocular distance against
+# 0.363%; smoothed 0.352%), and the lag it adds on moving faces keeps the error within 1.04x
+# of searching every frame (all clips: 1.29% against 1.24% of the box width).
+SMOOTH = True
+# The cascade's test-time mirroring on the faces followed: None keeps the landmarker's. Off,
+# a tracked frame costs 3.4 ms instead of 4.7 (median), but the still face shakes more (0.511%
+# against 0.413%) and the confidence dips under SEARCH_BELOW twice as often (benchmarks/video.py).
+TRACK_MIRROR = None
 # A tracked face below this confidence makes the frame searched again.
 SEARCH_BELOW = 0.5
 # A detection and a track are the same face above this box IoU, or with centres this many box
@@ -125,13 +135,15 @@ class TrackerState:
 
 class Tracker:
     def __init__(self, landmarker, redetect_every: int = REDETECT_EVERY,
-                 search_below: float = SEARCH_BELOW, smooth: bool = False, fps: float = 30.0,
-                 rule: PointsBoxRule | None = None, state: TrackerState | None = None):
+                 search_below: float = SEARCH_BELOW, smooth: bool = SMOOTH, fps: float = 30.0,
+                 rule: PointsBoxRule | None = None, state: TrackerState | None = None,
+                 mirror: bool | None = TRACK_MIRROR):
         """`landmarker`: a common.landmarker.Landmarker (its search finds faces, its cascade
         follows them, its min_confidence ends tracks); `redetect_every`: frames between full
-        searches (1: every frame); `smooth`: One Euro filter on the points; `fps`: the frame
+        searches (1: every frame); `smooth`: One Euro filter on the points (SMOOTH); `fps`: the frame
         rate the filter assumes; `rule`: the points -> box rule (default
-        model/box_rule_points.json); `state`: go on from another tracker's state."""
+        model/box_rule_points.json); `state`: go on from another tracker's state; `mirror`:
+        the cascade's test-time mirroring on the faces followed (None: the landmarker's)."""
         if redetect_every < 1:
             raise ValueError(f"redetect_every must be at least 1, not {redetect_every}")
         self.landmarker = landmarker
@@ -141,6 +153,7 @@ class Tracker:
         self.dt = 1.0 / fps
         self.rule = rule or default_points_rule()
         self.state = state or TrackerState()
+        self.mirror = mirror
         self.searched = False   # whether the last update ran the full search (for benchmarks)
 
     def track(self, frames: Iterable[np.ndarray]) -> Iterator[list]:
@@ -245,7 +258,7 @@ class Tracker:
         """(points, point confidences, face confidence) per region, in the regions' order."""
         if not regions:
             return []
-        points, pconf, conf = self.landmarker.judge(frame, regions)
+        points, pconf, conf = self.landmarker.judge(frame, regions, mirror=self.mirror)
         return [(p, pc, float(c)) for p, pc, c in zip(points, pconf, conf)]
 
     @staticmethod

