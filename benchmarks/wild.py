@@ -285,23 +285,24 @@ def holds(face, points: np.ndarray) -> bool:
 def score(photo: Photo, faces) -> tuple[dict, object]:
     """Found (a returned face's region holds the true eyes and nose), the closest such face's
     error (% of the true box width, per point and mean) and the false detections."""
-    best, best_err, hits, false_conf = None, None, 0, []
+    best, best_err, hits, false_conf, false_score = None, None, 0, [], []
     for face in faces:
         if not holds(face, photo.points):
             if face.confidence is not None:
                 false_conf.append(round(float(face.confidence), 4))
+            false_score.append(round(float(face.score), 4))
             continue
         hits += 1
         err = np.linalg.norm(np.asarray(face.points) - photo.points, axis=1) / photo.size * 100.0
         if best_err is None or err.mean() < best_err.mean():
             best, best_err = face, err
     rec = {"found": best is not None, "faces_returned": len(faces), "false_faces": len(faces) - hits,
-           "false_confidences": false_conf}
+           "false_confidences": false_conf, "false_scores": false_score}
     if best is not None:
         # Face.roll turns the photo upright, as does the eye-line roll of the truth (which is
         # about minus the roll given plus the source face's own lean of a few degrees).
         roll_err = (best.roll - eye_roll(photo.points) + 180.0) % 360.0 - 180.0
-        rec.update(error=round(float(best_err.mean()), 4),
+        rec.update(error=round(float(best_err.mean()), 4), score=round(float(best.score), 4),
                    point_errors=[round(float(e), 4) for e in best_err],
                    roll_found=round(float(best.roll), 2), roll_error=round(float(roll_err), 2),
                    points_found=[[round(float(x), 2), round(float(y), 2)] for x, y in best.points])

@@ -56,10 +56,11 @@ EMPTY_EVERY = 5
 HOLD_SHIFT = 0.03
 HOLD_SIZE = 0.05
 HOLD_ROLL = 3.0
-# Smoothing is on: without it a tracked still face shakes more than one searched every frame
-# (benchmarks/video.py --faces 4 --clips still: 0.413% of the inter-ocular distance against
-# 0.363%; smoothed 0.352%), and the lag it adds on moving faces keeps the error within 1.04x
-# of searching every frame (all clips: 1.29% against 1.24% of the box width).
+# Smoothing is on: without it a tracked still face shakes about as much as one searched every
+# frame, more on some faces (benchmarks/video.py --faces 4 --clips still: 0.413% of the
+# inter-ocular distance against 0.363%), and with it always less (0.352%; OneEuro has more);
+# the lag it adds keeps the error within 1.03x of searching every frame over all clips, 1.17x
+# on the fastest (drift, about 10 px a frame).
 SMOOTH = True
 # The cascade's test-time mirroring on the faces followed: None keeps the landmarker's. Off,
 # a tracked frame costs 3.4 ms instead of 4.7 (median), but the still face shakes more (0.511%
@@ -85,10 +86,11 @@ class OneEuro:
     the speed, so slow motion (shake) is smoothed and fast motion follows with little lag.
     Values are in `unit`s (a face's box width), time in seconds."""
 
-    # Chosen on the still, drift, roll and scale clips of benchmarks/video.py (three faces each):
-    # jitter on the still face 0.25 -> 0.20% of the inter-ocular distance, error on the moving
-    # ones 1.32 -> 1.37% of the box width.
-    def __init__(self, min_cutoff: float = 0.3, beta: float = 50.0, d_cutoff: float = 3.0):
+    # Chosen on the still, drift, roll and scale clips of benchmarks/video.py (--faces 3,
+    # 2026-12-02; min_cutoff, beta): (0.3, 50) still-face jitter 0.262% against 0.301% searching
+    # every frame, error 1.056x every frame's (drift 1.25x); (0.3, 150) 0.279%, 1.023x (drift
+    # 1.17x); (0.6, 150) 0.280%, 1.022x; (1.0, 300) 0.289%, 1.018x (drift 1.16x).
+    def __init__(self, min_cutoff: float = 0.3, beta: float = 150.0, d_cutoff: float = 3.0):
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.value: np.ndarray | None = None
         self.speed: np.ndarray | None = None

@@ -10,6 +10,7 @@ import pytest
 from common.box import Box
 from common.detectors import DEFAULT_DETECTOR, load_detector
 from common.detectors.blaze import anchors, upright_order, weighted_nms
+from common.image import halvings, shrink_to
 from common.landmarker import Landmarker
 from common.rotation import eye_roll
 from landmark_photos import GROUP, ONE_FACE, listed, mean_error, no_face, rolled, small_in_large
@@ -63,6 +64,11 @@ def test_smallest_face_grows_with_the_photo_unless_asked():
     det = load_detector("blaze")
     assert det.min_face(480, 640) == pytest.approx(40.0) == det.min_face(720, 1280)
     assert det.min_face(3000, 4000) > 100  # the finest level is capped
+    # Up to 3.4 megapixels the finest level holds 350,000 pixels; beyond, the budget falls in
+    # proportion, so a 12-megapixel photo's search costs about a 640x480 one's.
+    assert det.min_face(1080, 1920) == pytest.approx(24 * (1080 * 1920 / 350_000) ** 0.5)
+    assert det.min_face(3000, 4000) == pytest.approx(24 * 12e6 / (350_000 * 3.4e6) ** 0.5, rel=1e-6)
+    assert det.min_face(1944, 2592) < det.min_face(3000, 4000)
     everywhere = load_detector("blaze", min_face_everywhere=32)
     assert everywhere.min_face(3000, 4000) == pytest.approx(32.0)
     # Two levels cover every face in a 640x480 photo: 24 net pixels at the smallest face, and
@@ -72,6 +78,40 @@ def test_smallest_face_grows_with_the_photo_unless_asked():
     scales = det.scales(3000, 4000, det.min_face(3000, 4000))
     assert 4000 * scales[-1] <= 128 + 1e-9
     assert all(a / b <= 4.0 + 1e-9 for a, b in zip(scales, scales[1:]))
+
+
+def test_a_large_face_in_a_9_megapixel_photo_is_found_as_in_the_small_one(blaze_landmarker):
+    """A photo blown up to 3000x3000 goes through the shared halvings (the search's shrink,
+    the cascade's chip, the second look): the same face, at the same place, within 2% of
+    the box width of the points found on the small photo."""
+    img, truth = rolled(ONE_FACE, 0)
+    h, w = img.shape[:2]
+    big = cv2.resize(img, (3000, 3000), interpolation=cv2.INTER_CUBIC)
+    (small_face,) = blaze_landmarker(img)
+    (big_face,) = blaze_landmarker(big)
+    back = (big_face.points + 0.5) * np.array([w / 3000, h / 3000]) - 0.5
+    assert mean_error(back, small_face.points, small_face.box) < 0.02
+    assert mean_error(back, truth, listed(ONE_FACE).box) < 0.04
+
+
+def test_halvings_average_2x2_pixels_once_per_photo():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (301, 403, 3), dtype=np.uint8)
+    level, kx, ky = halvings(img, 0.3)  # halved twice: 0.25 of the size is under 0.3
+    assert (kx, ky) == (2.0, 2.0) and level.shape == (150, 201, 3)
+    block = img[:2, :2].astype(float).mean(axis=(0, 1))
+    assert np.abs(level[0, 0] - block).max() <= 1  # rounding
+    again, _, _ = halvings(img, 0.3)
+    assert again is level  # kept for the same photo
+    assert halvings(img, 0.1)[1] == 8.0 and halvings(img, 1.0)[0] is img
+    other = img.copy()
+    assert halvings(other, 0.3)[0] is not level
+    # The quick shrink maps pixel centres as the exact one does
+    smooth = cv2.GaussianBlur(img, (0, 0), 4)
+    quick, qx, qy = shrink_to(smooth, 100, quick=True)
+    exact, ex, ey = shrink_to(smooth, 100)
+    assert quick.shape == exact.shape and (qx, qy) == pytest.approx((ex, ey), rel=0.01)
+    assert np.abs(quick.astype(int) - exact.astype(int)).mean() < 2
 
 
 def test_anchors_and_weighted_nms():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import run_module
 from landmark_photos import (ONE_FACE, as_box, check_face, listed, mean_error, no_face,
@@ -119,6 +120,15 @@ def test_predict_video_frame_by_frame(tmp_path):
         count += 1
     written.release()
     assert count == 6
+
+    # --no-smooth: the tracker's raw points. The One Euro filter passes a track's first frame
+    # through and trails the moving face after it (the default), so they part after frame 0.
+    raw = json.loads(run_module("common.predict", video, "--json", "--no-smooth").stdout)[0]["frames"]
+    nose = [[f["faces"][0]["points"]["N"][0] for f in frames_] for frames_ in (result["frames"][:5], raw[:5])]
+    assert nose[0][0] == pytest.approx(nose[1][0], abs=0.01)
+    assert max(abs(a - b) for a, b in zip(*nose)) > 0.05
+    for i, x in enumerate(nose[1]):
+        assert abs(x - (nose[1][0] + 6 * i)) < 6, f"raw frame {i}"
 
 
 def test_jsonl_collection_streams_resumes_and_reports_bad_files(tmp_path):
