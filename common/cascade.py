@@ -108,20 +108,29 @@ class Cascade:
         sources = grays if isinstance(grays, SourceImages) else SourceImages(grays)
         n = len(faces)
         relative: list[np.ndarray] = [np.empty(0)] * len(specs)
+        mirror = self.mirror if mirror is None else mirror
         for (w, h), ks, partners in level_plan(tuple(specs)):
             crops = boxes[list(ks)].ravel().crops(sources.repeat(len(ks)), w, h, self._crop_pool())
             inputs = standardise_all(crops).reshape(len(ks), n, h, w)
-            for j, k in enumerate(ks):
-                relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
-            if self.mirror if mirror is None else mirror:
-                seen_mirrored = {}
-                for k, p, order in partners:
-                    flipped = np.ascontiguousarray(inputs[p][:, :, ::-1])
-                    found = self.forward(specs[k], flipped).reshape(n, -1, 2)[:, order]
-                    found[..., 0] = 1.0 - found[..., 0]  # back from the flipped crop
-                    seen_mirrored[ks[p]] = found
-                for k, found in seen_mirrored.items():
-                    relative[k] = (relative[k] + found) / 2.0
+            if not mirror:
+                for j, k in enumerate(ks):
+                    relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
+                continue
+            # Each net runs once on its own crops and its mirror partner's flipped ones, in one
+            # batch: half the forward calls of running them apart, the same numbers.
+            seen_mirrored = {}
+            for k, p, order, j in partners:
+                if p is None:
+                    relative[k] = self.forward(specs[k], inputs[j]).reshape(n, -1, 2)
+                    continue
+                both = np.concatenate((inputs[j], inputs[p][:, :, ::-1]))
+                out = self.forward(specs[k], both).reshape(2, n, -1, 2)
+                relative[k] = out[0]
+                found = out[1][:, order]
+                found[..., 0] = 1.0 - found[..., 0]  # back from the flipped crop
+                seen_mirrored[ks[p]] = found
+            for k, found in seen_mirrored.items():
+                relative[k] = (relative[k] + found) / 2.0
         if len({r.shape for r in relative}) == 1:
             return list(boxes.to_absolute(np.stack(relative)))
         return [boxes[k].to_absolute(r) for k, r in enumerate(relative)]
@@ -202,17 +211,19 @@ class Cascade:
 @lru_cache(maxsize=None)
 def level_plan(specs: tuple[CascadeNet, ...]) -> tuple:
     """How net_points runs nets `specs` of one level, worked out once: per input size (w, h),
-    the nets' indices in `specs`, and for each net with a mirror partner among them (net index,
-    the partner's place in that size's nets, for each of the partner's points the output of
-    the net that finds it on the flipped crop)."""
+    the nets' indices in `specs`, and for each of them (net index, its mirror partner's place
+    in that size's nets, for each of the partner's points the output of the net that finds it
+    on the flipped crop, its own place); partner and order None for a net whose partner is not
+    among them."""
     sizes: dict[tuple[int, int], list[int]] = {}
     for k, spec in enumerate(specs):
         sizes.setdefault((spec.width, spec.height), []).append(k)
     plan = []
     for size, ks in sizes.items():
         group = [specs[k] for k in ks]
-        partners = [(k, *found) for k in ks if (found := mirror_partner(specs[k], group)) is not None]
-        plan.append((size, tuple(ks), tuple((k, p, list(order)) for k, p, order in partners)))
+        partners = [(k, *(mirror_partner(specs[k], group) or (None, None)), j) for j, k in enumerate(ks)]
+        plan.append((size, tuple(ks), tuple((k, p, None if order is None else list(order), j)
+                                            for k, p, order, j in partners)))
     return tuple(plan)
 
 
