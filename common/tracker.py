@@ -122,6 +122,7 @@ class Track:
     confidence: float
     filter: OneEuro | None = None
     region: object | None = None   # the common.landmarker.Region it was last looked for in
+    placed: tuple | None = None    # (box, roll) its points place (common.pointsbox), made once
 
 
 @dataclass
@@ -226,16 +227,15 @@ class Tracker:
                 track = Track(st.next_id, points, region.detection.score, conf)
                 st.next_id += 1
                 kept.append((track, region, (points, pconf, conf), True))
-        kept = self._without_duplicates(kept)
+        kept, placed = self._without_duplicates(kept)
 
         faces = []
         if len(kept) < len(candidates) and not search:
             st.since_search = max(st.since_search, EMPTY_EVERY)  # a face lost: search the next frame
         st.tracks = []
-        for track, looked, (points, pconf, conf), _ in kept:
-            track.points, track.confidence, track.region = points, conf, looked
+        for (track, looked, (points, pconf, conf), _), (box, roll) in zip(kept, placed):
+            track.points, track.confidence, track.region, track.placed = points, conf, looked, (box, roll)
             st.tracks.append(track)
-            box, roll = self.rule.place(points)
             shown = points
             if self.smooth:
                 track.filter = track.filter or OneEuro()
@@ -246,7 +246,7 @@ class Tracker:
     # --- parts --------------------------------------------------------------------------
     def _region(self, track: Track):
         from common.landmarker import Region
-        box, roll = self.rule.place(track.points)
+        box, roll = track.placed or self.rule.place(track.points)
         last = track.region
         if last is not None:
             (x, y), (lx, ly) = box.center, last.box.center
@@ -284,14 +284,15 @@ class Tracker:
 
     def _without_duplicates(self, kept):
         """One track per face: of two tracks whose new boxes overlap, the one whose box moved
-        less from its last one keeps the face (the other jumped onto it); new tracks yield."""
-        placed = [self.rule.place(points)[0] for _, _, (points, _, _), _ in kept]
-        order = sorted(range(len(kept)), key=lambda k: (kept[k][3], 1.0 - kept[k][1].box.iou(placed[k])))
+        less from its last one keeps the face (the other jumped onto it); new tracks yield.
+        Returns the kept entries and the (box, roll) each one's points place."""
+        placed = [self.rule.place(points) for _, _, (points, _, _), _ in kept]
+        order = sorted(range(len(kept)), key=lambda k: (kept[k][3], 1.0 - kept[k][1].box.iou(placed[k][0])))
         out = []
         for k in order:
-            if all(placed[k].iou(placed[o]) <= DUPLICATE_IOU for o in out):
+            if all(placed[k][0].iou(placed[o][0]) <= DUPLICATE_IOU for o in out):
                 out.append(k)
-        return [kept[k] for k in sorted(out)]
+        return [kept[k] for k in sorted(out)], [placed[k] for k in sorted(out)]
 
     @staticmethod
     def _face(box, points, roll, score, conf, pconf, track_id):
