@@ -53,6 +53,7 @@ UPRIGHT_ROLL = 5.0
 # 39 pixels of them anyway).
 CHIP_MARGIN = 2.0
 CHIP_BOX_PX = 256
+# A large face's copy may be stretched this much from the nearest halving of the photo below it.
 CHIP_STRETCH = 1.25
 # A face whose confidence is below this is looked at again a quarter turn either way
 # (Landmarker._second_look).
@@ -356,7 +357,7 @@ def upright_chip(image: np.ndarray, box: Box, roll: float) -> tuple[np.ndarray, 
     source, kx, ky = halvings(image, scale / CHIP_STRETCH)
     from_source = m @ np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
     # Only the copy's footprint (and a pixel for the bilinear taps) is made gray and warped:
-    # one channel, not three (a 300-pixel copy of a 640x480 frame: 0.7 -> 0.2 ms). Clipped to
+    # one channel, not three (a 300-pixel copy of a 640x480 frame: 0.70 -> 0.36 ms). Clipped to
     # the photo, the footprint's edge is the photo's, so BORDER_REPLICATE repeats the same pixels.
     corners = transform([(0, 0), (side, 0), (side, side), (0, side)], invert(from_source))
     h, w = source.shape[:2]
@@ -394,7 +395,7 @@ def add_landmarker_args(ap: argparse.ArgumentParser) -> None:
                     help="search faces down to PX pixels wide in photos of any size, whatever it "
                          "costs (blaze, mtcnn). Default: blaze 40 px, growing on photos over about "
                          "1 megapixel (1920x1080: 58 px) and faster over 3.4 (4000x3000: 264 px) "
-                         "so a 12-megapixel photo costs about 1.5x a 640x480 one; mtcnn 24 upright "
+                         "so a 12-megapixel photo costs about 1.2x a 640x480 one; mtcnn 24 upright "
                          "and 40 turned, growing over about 0.4 megapixels")
     ap.add_argument("--rule", help="box rule file (default: model/box_rule_<detector>.json)")
     ap.add_argument("--no-mirror", dest="mirror", action="store_false",

@@ -64,9 +64,9 @@ class BlazeSettings:
     # face searched grows with the photo (1280x720: 40 px; 1920x1080: 58; 2048x1536: 72) ...
     max_pixels: int = 350_000
     # ... and on photos of more pixels than this, that budget shrinks in proportion (4000x3000:
-    # 99,000 pixels, faces from 264 px, 5x the 640x480 level): the search then costs about what
-    # shrinking the photo does, and a 12-megapixel photo about 1.5x a 640x480 one, not 3x
-    # (benchmarks/detection.py). --min-face searches smaller faces at any size, at their cost.
+    # 99,000 pixels, faces from 264 px, about a 640x480 photo's 110,592): a 12-megapixel photo
+    # then costs about 1.2x a 640x480 one, not 3x (benchmarks/detection.py, with the shared
+    # halvings of common.image). --min-face searches smaller faces at any size, at their cost.
     full_detail_pixels: int = 3_400_000
     # The net's score to keep a face. 0.35 finds more small and dark faces (benchmarks/
     # detection.py group photos: 96.1 -> 98.1%) but proposes 3x as many false ones, which the
