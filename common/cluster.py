@@ -61,7 +61,7 @@ def stage(options: dict, detector: str, folder: Path) -> dict:
     """Fill `folder` with what the workers need (library, cascade, box rule, confidence model)
     and return the make_landmarker options for them, with paths relative to that folder."""
     from common.boxrule import rule_path
-    from common.confidence import CONFIDENCE_FILE
+    from common.confidence import model_file
     from common.netfiles import resolve_model
     shutil.copytree(ROOT / "common", folder / "common",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -74,7 +74,7 @@ def stage(options: dict, detector: str, folder: Path) -> dict:
                 if f.is_file():
                     shutil.copy2(f, folder / SHIPPED_MODEL / spec.key / f.name)
     shutil.copy2(options.get("rule") or rule_path(detector), folder / SHIPPED_RULE)
-    shutil.copy2(options.get("confidence") or CONFIDENCE_FILE, folder / SHIPPED_CONFIDENCE)
+    shutil.copy2(options.get("confidence") or model_file(options.get("mirror", True)), folder / SHIPPED_CONFIDENCE)
     return dict(options, model=SHIPPED_MODEL, rule=SHIPPED_RULE, confidence=SHIPPED_CONFIDENCE,
                 detector=detector)
 

@@ -21,6 +21,7 @@ the face, or the face turned on its side or upside down), each labelled by its r
 the face confidence also tells false detector faces from real ones.
 
     python -m common.confidence --fit [--data DIR] [--faces N]    # writes model/confidence.json
+    python -m common.confidence --fit --no-mirror                 # model/confidence_nomirror.json
     python -m common.confidence --report [--data DIR] [--wild FILE.json]
                                         # test split: AUCs, failure rates, result/confidence_reliability.png
 """
@@ -44,6 +45,9 @@ from common.nets import POINTS
 from common.paths import MODEL_DIR, RESULT_DIR, rel
 
 CONFIDENCE_FILE = MODEL_DIR / "confidence.json"
+# The same model fitted on the cascade without test-time mirroring (`--no-mirror`): its nets'
+# disagreements are larger, so the mirrored model's weights would doubt its faces.
+NO_MIRROR_FILE = MODEL_DIR / "confidence_nomirror.json"
 FEATURES = ("l1_spread", "l2_move", "l2_split", "l3_split", "l3_move")
 # Within this fraction of the box width a point counts as right (the project's failure line).
 WITHIN = 0.05
@@ -190,15 +194,19 @@ class ConfidenceModel:
                    data.get("about", {}))
 
 
-_default: ConfidenceModel | None = None
+_defaults: dict[bool, ConfidenceModel] = {}
 
 
-def default_model() -> ConfidenceModel:
-    """model/confidence.json, read once."""
-    global _default
-    if _default is None:
-        _default = ConfidenceModel.load()
-    return _default
+def model_file(mirror: bool = True) -> Path:
+    return CONFIDENCE_FILE if mirror else NO_MIRROR_FILE
+
+
+def default_model(mirror: bool = True) -> ConfidenceModel:
+    """model/confidence.json (with `mirror`, the cascade's default) or
+    model/confidence_nomirror.json, read once."""
+    if mirror not in _defaults:
+        _defaults[mirror] = ConfidenceModel.load(model_file(mirror))
+    return _defaults[mirror]
 
 
 def score(cascade, grays, boxes: Sequence[Box], model: ConfidenceModel | None = None):
@@ -391,8 +399,8 @@ def fit_command(args) -> int:
     train_list, _ = data_lists(args.data)
     samples = _samples(train_list, args.faces)
     start = time.time()
-    data = collect(Cascade(args.model), samples, np.random.default_rng(args.seed), args.jitter,
-                   progress=not args.quiet)
+    data = collect(Cascade(args.model, mirror=args.mirror), samples, np.random.default_rng(args.seed),
+                   args.jitter, progress=not args.quiet)
     pw, fw, rw = fit(data, error_scale=args.error_scale)
     model = ConfidenceModel(pw, fw, rw, {})
     pc, fc = model.predict(data["features"])
@@ -404,7 +412,7 @@ def fit_command(args) -> int:
                 "(the box holds a face) on [mean, max over points]; bias first; point confidence = "
                 "point x real",
         "made_by": f"python -m common.confidence --fit --faces {len(samples)} --jitter {args.jitter:g} "
-                   f"--error-scale {args.error_scale:g} --seed {args.seed}",
+                   f"--error-scale {args.error_scale:g} --seed {args.seed}" + ("" if args.mirror else " --no-mirror"),
         "training_list": train_list.name, "faces": len(samples), "boxes": counts,
         "jitter": args.jitter, "error_scale": args.error_scale,
         "fit": {"face_rate_observed": round(float(good.all(axis=1).mean()), 4),
@@ -414,9 +422,10 @@ def fit_command(args) -> int:
                 "seconds": round(time.time() - start, 1)},
     }
     model = ConfidenceModel(pw, fw, rw, about)
-    model.save(args.out)
+    out = args.out or model_file(args.mirror)
+    model.save(out)
     print(json.dumps(about, indent=1))
-    print(f"wrote {rel(Path(args.out))}")
+    print(f"wrote {rel(Path(out))}")
     return 0
 
 
@@ -449,9 +458,9 @@ def report_command(args) -> int:
     from common.plotting import pyplot, save
     _, test_list = data_lists(args.data)
     samples = _samples(test_list, args.faces)
-    model = ConfidenceModel.load(args.confidence)
+    model = ConfidenceModel.load(args.confidence or model_file(args.mirror))
     cov = np.asarray(json.loads(rule_path("mtcnn").read_text())["residual"]["test"]["cov"])
-    data = collect(Cascade(args.model), samples, np.random.default_rng(args.seed), 1.0,
+    data = collect(Cascade(args.model, mirror=args.mirror), samples, np.random.default_rng(args.seed), 1.0,
                    progress=not args.quiet, cov=cov)
     pc, fc = model.predict(data["features"])
     out = {"test_list": test_list.name, "faces": len(samples), "sets": {}}
@@ -554,8 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--error-scale", type=float, default=ERROR_SCALE,
                     help=f"--fit: training errors are multiplied by this before labelling (default "
                          f"{ERROR_SCALE:g}: the nets' test/training error ratio)")
-    ap.add_argument("--out", type=Path, default=CONFIDENCE_FILE, help="--fit: model file to write")
-    ap.add_argument("--confidence", type=Path, help="--report: model file (default model/confidence.json)")
+    ap.add_argument("--no-mirror", dest="mirror", action="store_false",
+                    help="the cascade without test-time mirroring (model/confidence_nomirror.json)")
+    ap.add_argument("--out", type=Path, help="--fit: model file to write (default model/confidence.json, "
+                                             "with --no-mirror model/confidence_nomirror.json)")
+    ap.add_argument("--confidence", type=Path, help="--report: model file (default: --out's)")
     ap.add_argument("--wild", type=Path, help="--report: a benchmarks/wild.py --json file run with --min-confidence 0")
     ap.add_argument("--figure", type=Path, default=RESULT_DIR / "confidence_reliability.png")
     ap.add_argument("--json", type=Path, default=RESULT_DIR / "confidence.json")

@@ -172,15 +172,18 @@ class Landmarker:
         `rule`: the detector's box rule file (default model/box_rule_<detector>.json);
         `mirror`: the cascade's test-time mirroring (common.cascade); `min_confidence`: faces
         whose confidence is below it are dropped (0: none); `confidence`: the confidence model
-        (common.confidence.ConfidenceModel or its file; default model/confidence.json)."""
+        (common.confidence.ConfidenceModel or its file; default: the one fitted for the
+        cascade's mirroring, model/confidence.json or model/confidence_nomirror.json)."""
         from common.cascade import Cascade
         from common.confidence import ConfidenceModel, default_model
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence:g}")
         self.min_confidence = float(min_confidence)
-        self.confidence = (confidence if isinstance(confidence, ConfidenceModel)
-                           else ConfidenceModel.load(confidence) if confidence else default_model())
         self.cascade = cascade or Cascade(model, mirror=mirror)
+        self._confidence_given = confidence is not None
+        self.confidence = (confidence if isinstance(confidence, ConfidenceModel)
+                           else ConfidenceModel.load(confidence) if confidence
+                           else default_model(self.cascade.mirror))
         rule = rule or rule_path(detector)
         self.rule_file = load_rule(rule)
         if self.rule_file.detector != detector:
@@ -263,11 +266,14 @@ class Landmarker:
         return self._judge_inputs(grays, boxes, back, mirror)
 
     def _judge_inputs(self, grays, boxes, back, mirror: bool | None = None):
-        """judge's results from the cascade's inputs (cascade_inputs' three lists)."""
-        from common.confidence import point_features
+        """judge's results from the cascade's inputs (cascade_inputs' three lists), each face's
+        confidence from the model fitted for the mirroring it ran with."""
+        from common.confidence import default_model, point_features
         estimates, nets = self.cascade.run(grays, boxes, mirror=mirror)
         widths = np.array([b.width for b in boxes], dtype=np.float64)
-        point_conf, face_conf = self.confidence.predict(point_features(estimates, nets, widths))
+        model = (self.confidence if mirror is None or mirror == self.cascade.mirror or self._confidence_given
+                 else default_model(mirror))
+        point_conf, face_conf = model.predict(point_features(estimates, nets, widths))
         return to_photo(estimates[-1], back), point_conf, face_conf
 
     @_entry

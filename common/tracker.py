@@ -62,9 +62,12 @@ HOLD_ROLL = 3.0
 # the lag it adds keeps the error within 1.03x of searching every frame over all clips, 1.17x
 # on the fastest (drift, about 10 px a frame).
 SMOOTH = True
-# The cascade's test-time mirroring on the faces followed: None keeps the landmarker's. Off,
-# a tracked frame costs 3.4 ms instead of 4.7 (median), but the still face shakes more (0.511%
-# against 0.413%) and the confidence dips under SEARCH_BELOW twice as often (benchmarks/video.py).
+# The cascade's test-time mirroring on the faces followed: None keeps the landmarker's
+# (`predict --no-mirror` turns it off everywhere). Off, with the confidence model fitted
+# without mirroring, tracking costs 0.251x searching every frame instead of 0.314x and the
+# error is 1.022x instead of 1.004x (benchmarks/video.py --faces 3), but on some still faces
+# even smoothed points shake more than searching every frame does (--faces 4 --clips still:
+# 0.414% against 0.364%; with mirroring 0.352%): on by default.
 TRACK_MIRROR = None
 # A tracked face below this confidence makes the frame searched again.
 SEARCH_BELOW = 0.5
