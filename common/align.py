@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from common.box import scale_points
-from common.rotation import invert, transform
+from common.rotation import footprint
 
 # ArcFace's template for 112x112 crops: LE RE N LM RM, left and right as seen on the crop.
 TEMPLATE_SIZE = 112
@@ -132,15 +132,11 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 def _area_shrunk(image: np.ndarray, m: np.ndarray, size: int, scale: float):
     """(the part of `image` the crop covers, averaged down to 1 / AREA_BELOW times the crop's
     resolution, the matrix from it to the crop)."""
-    h, w = image.shape[:2]
-    corners = np.array([[-1, -1], [size, -1], [size, size], [-1, size]], dtype=np.float64)
-    back = transform(corners, invert(m))
-    pad = 2.0 / scale  # two crop pixels: the bilinear taps at the edge stay inside
-    x0, y0 = (max(0, int(math.floor(v - pad))) for v in back.min(axis=0))
-    x1 = min(w, int(math.ceil(back[:, 0].max() + pad)) + 1)
-    y1 = min(h, int(math.ceil(back[:, 1].max() + pad)) + 1)
-    if x1 <= x0 or y1 <= y0:  # the crop lies wholly outside the photo
+    # two crop pixels of margin: the bilinear taps at the edge stay inside
+    cut = footprint(m, size, image.shape, 2.0 / scale)
+    if cut is None:  # the crop lies wholly outside the photo
         return image, m
+    x0, y0, x1, y1 = cut
     region = image[y0:y1, x0:x1]
     scale = scale / AREA_BELOW
     rw, rh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))

@@ -39,7 +39,7 @@ from common.netfiles import MODEL_HELP
 from common.nets import POINTS
 from common.orientation import DEFAULT_ANGLES, search
 from common.paths import rel
-from common.rotation import invert, rotation_about, transform
+from common.rotation import footprint, invert, rotation_about, transform
 
 log = logging.getLogger(__name__)
 
@@ -365,10 +365,7 @@ def upright_chip(image: np.ndarray, box: Box, roll: float) -> tuple[np.ndarray, 
     # Only the copy's footprint (and a pixel for the bilinear taps) is made gray and warped:
     # one channel, not three (a 300-pixel copy of a 640x480 frame: 0.70 -> 0.36 ms). Clipped to
     # the photo, the footprint's edge is the photo's, so BORDER_REPLICATE repeats the same pixels.
-    corners = transform([(0, 0), (side, 0), (side, side), (0, side)], invert(from_source))
-    h, w = source.shape[:2]
-    x0, y0 = (min(max(0, int(np.floor(v)) - 1), n - 1) for v, n in zip(corners.min(axis=0), (w, h)))
-    x1, y1 = (max(min(n, int(np.ceil(v)) + 2), a + 1) for v, n, a in zip(corners.max(axis=0), (w, h), (x0, y0)))
+    x0, y0, x1, y1 = footprint(from_source, side, source.shape, 1.0) or (0, 0, *source.shape[1::-1])
     from_region = from_source.copy()
     from_region[:, 2] += from_source[:, :2] @ (x0, y0)
     chip = cv2.warpAffine(to_gray(source[y0:y1, x0:x1]), from_region, (side, side), flags=cv2.INTER_LINEAR,

@@ -41,6 +41,19 @@ def invert(m: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(m)
 
 
+def footprint(m: np.ndarray, size: int, shape, pad: float) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the pixels of an image of `shape` that a size x size warp by `m`
+    (image -> output) reads, widened by `pad` image pixels for the interpolation's taps and
+    clipped to the image; None when the warp lies wholly outside it."""
+    h, w = shape[:2]
+    corners = np.array([[-1, -1], [size, -1], [size, size], [-1, size]], dtype=np.float64)
+    back = transform(corners, invert(m))
+    x0, y0 = (max(0, int(math.floor(v - pad))) for v in back.min(axis=0))
+    x1 = min(w, int(math.ceil(back[:, 0].max() + pad)) + 1)
+    y1 = min(h, int(math.ceil(back[:, 1].max() + pad)) + 1)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
 def turn_points(points, centre, angle: float) -> np.ndarray:
     """Points (N, 2) turned by `angle` degrees about `centre`, with no translation term to round
     (the same turn as rotation_about's, computed about the centre)."""
