@@ -59,7 +59,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.wild import DEFAULT_DATA, Backgrounds, holds, patch_side, paste_face, read_test_split
+from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_test_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
 
@@ -511,10 +511,6 @@ def measure_speed(configs: list[Config], landmarkers: list, small: np.ndarray, r
 
 
 # --- summaries ----------------------------------------------------------------------------
-def pct(num: int, den: int) -> float | None:
-    return round(100.0 * num / den, 2) if den else None
-
-
 def mean(values) -> float | None:
     values = list(values)
     return round(float(np.mean(values)), 4) if values else None
@@ -552,10 +548,6 @@ def noface_summary(photos: list[dict], sources: tuple[str, ...]) -> dict:
         out["by_source"][s] = {"photos": len(sel), "false_per_photo": mean(p["false"] for p in sel),
                                "with_false": sorted({p["what"] for p in sel if p["false"]})}
     return out
-
-
-def fmt(v, spec: str = ".1f", width: int = 6) -> str:
-    return f"{'-':>{width}}" if v is None else f"{v:>{width}{spec}}"
 
 
 def print_tables(configs: list[Config], speed: dict | None, group: dict, noface: dict,
