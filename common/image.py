@@ -130,7 +130,7 @@ def halvings(image: np.ndarray, at_least: float) -> tuple[np.ndarray, float, flo
     photo_scope they are made once: a 12-megapixel photo is read in full once. Where two
     halvings in a row are wanted from a level of more than QUARTER_FROM pixels, one bilinear
     step makes the quarter: it averages the middle 2x2 of each 4x4 block, reading half the rows
-    (4000x3000: about 2.5 ms against 5 for two halvings), and what follows averages further."""
+    (4000x3000: 0.52x the time of two halvings, in one run), and what follows averages further."""
     levels = scope_cache(image).setdefault("halvings", [(image, 1.0, 1.0)])
     k = 0
     while True:

@@ -363,8 +363,9 @@ def upright_chip(image: np.ndarray, box: Box, roll: float) -> tuple[np.ndarray, 
     source, kx, ky = halvings(image, scale / CHIP_STRETCH)
     from_source = m @ np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
     # Only the copy's footprint (and a pixel for the bilinear taps) is made gray and warped:
-    # one channel, not three (a 300-pixel copy of a 640x480 frame: 0.70 -> 0.36 ms). Clipped to
-    # the photo, the footprint's edge is the photo's, so BORDER_REPLICATE repeats the same pixels.
+    # one channel, not three (a 300-pixel copy of a 640x480 frame and its grey: 0.79x the
+    # time). Clipped to the photo, the footprint's edge is the photo's, so BORDER_REPLICATE
+    # repeats the same pixels.
     x0, y0, x1, y1 = footprint(from_source, side, source.shape, 1.0) or (0, 0, *source.shape[1::-1])
     from_region = from_source.copy()
     from_region[:, 2] += from_source[:, :2] @ (x0, y0)
