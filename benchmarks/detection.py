@@ -4,7 +4,7 @@ configurations side by side: group photos (faces found, false faces), photos wit
 
     .venv/bin/python benchmarks/detection.py [--configs "blaze" "mtcnn" "mtcnn --upright" "haar"]
         [--photos 40] [--noface 200] [--rounds 15] [--seed 0] [--data DIR] [--model DIR]
-        [--json FILE] [--examples DIR]
+        [--json FILE] [--examples DIR] [--mediapipe [PYTHON]]
 
 A configuration is a detector name followed by the options of `predict` (common.landmarker.
 add_landmarker_args): --upright, --angles, --min-face, --min-confidence, --no-mirror, --rule.
@@ -33,6 +33,11 @@ add_landmarker_args): --upright, --angles, --min-face, --min-confidence, --no-mi
    haarcascade_frontalface_alt2, detectMultiScale, as benchmarks/detect_speed.py times it),
    and JPEG decoding (cv2.imdecode, quality 90) of both sizes; medians, and ratios within the
    run: a configuration's 640x480 time over Haar's, its 4000x3000 time over its own 640x480.
+
+`--mediapipe [PYTHON]` adds MediaPipe FaceMesh in its photo mode (its own detector, then the
+mesh; at most --mediapipe-faces faces, default 20) to every part, in the same run, through
+benchmarks/peers.py (its own interpreter: build/mediapipe-venv from benchmarks/mediapipe_env.sh);
+its time is its own call's (BGR array -> landmarks, one core), without the passing of the photo.
 """
 from __future__ import annotations
 
@@ -59,6 +64,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.peers import MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python
 from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_test_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
@@ -473,6 +479,14 @@ def time_ms(fn) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
+def call_ms(fn, image) -> tuple[list, float]:
+    """(faces, ms) of one call: a peer run elsewhere reports its own time (`last_ms`)."""
+    t0 = time.perf_counter()
+    faces = fn(image)
+    ms = (time.perf_counter() - t0) * 1000.0
+    return faces, getattr(fn, "last_ms", None) or ms
+
+
 def measure_speed(configs: list[Config], landmarkers: list, small: np.ndarray, rounds: int) -> dict:
     """Median ms over alternating rounds: Haar alone, each configuration, JPEG decoding; for both
     sizes. Each is called once before the rounds (nets are planned for a shape on first use)."""
@@ -495,7 +509,7 @@ def measure_speed(configs: list[Config], landmarkers: list, small: np.ndarray, r
     for _ in tqdm(range(rounds), desc="speed rounds", unit="round", dynamic_ncols=True):
         for size, img in images.items():
             for name, fn in calls.items():
-                times[(name, size)].append(time_ms(lambda: fn(img)))
+                times[(name, size)].append(call_ms(fn, img)[1])
             times[("jpeg decode", size)].append(time_ms(lambda: cv2.imdecode(jpegs[size], cv2.IMREAD_COLOR)))
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"rounds": rounds, "jpeg_bytes": {k: int(v.size) for k, v in jpegs.items()},
@@ -645,6 +659,11 @@ def main(argv=None) -> int:
                                     "(default: the default model)")
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
     ap.add_argument("--json", type=Path, help="write the tables and every photo's record here")
+    ap.add_argument("--mediapipe", type=Path, nargs="?", const=MEDIAPIPE_PYTHON, metavar="PYTHON",
+                    help="also run MediaPipe FaceMesh's photo mode with this interpreter "
+                         f"(default {rel(MEDIAPIPE_PYTHON)}, made by benchmarks/mediapipe_env.sh)")
+    ap.add_argument("--mediapipe-faces", type=int, default=20, metavar="K",
+                    help="FaceMesh's max_num_faces (default 20: every face of a group photo)")
     ap.add_argument("--examples", type=Path,
                     help=f"draw photos with false faces or missed faces here (at most {EXAMPLES_PER_CONFIG} "
                          "per configuration)")
@@ -667,17 +686,29 @@ def main(argv=None) -> int:
     except LandmarkerUnavailable as exc:
         print(f"detection.py: cannot load a configuration: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    if args.mediapipe is not None:
+        if MEDIAPIPE_LABEL in labels:
+            ap.error(f"{MEDIAPIPE_LABEL!r} names MediaPipe's column")
+        try:
+            landmarkers.append(MediaPipePhotos(check_python(args.mediapipe), args.mediapipe_faces))
+        except PeerUnavailable as exc:
+            ap.error(str(exc))
+        configs.append(Config(MEDIAPIPE_LABEL, {}))
+        labels.append(MEDIAPIPE_LABEL)
     from tqdm import tqdm
 
     backgrounds = Backgrounds(samples)
     print(f"test faces and backgrounds from {rel(test_list)}; seed {args.seed}; configurations:")
     for c, lm in zip(configs, landmarkers):
+        if isinstance(lm, MediaPipePhotos):
+            print(f"  {c.label}: MediaPipe FaceMesh, photo mode, at most {lm.max_faces} faces, {rel(args.mediapipe)}")
+            continue
         print(f"  {c.label}: detector {lm.detector.name} {lm.detector.settings()}, angles "
               f"{' '.join(f'{a:g}' for a in lm.angles)}, min confidence {lm.min_confidence:g}")
     start = time.perf_counter()
     results: dict = {"settings": {"configs": labels, "photos": args.photos, "noface": args.noface,
                                   "rounds": args.rounds, "seed": args.seed, "data": rel(test_list),
-                                  "model": [rel(lm.cascade.model_root) for lm in landmarkers]}}
+                                  "model": [rel(lm.cascade.model_root) for lm in landmarkers if hasattr(lm, "cascade")]}}
     examples_left = {c.label: EXAMPLES_PER_CONFIG for c in configs}
     if args.examples:
         args.examples.mkdir(parents=True, exist_ok=True)
@@ -702,9 +733,7 @@ def main(argv=None) -> int:
             canvas, chosen = plan[i]
             photo = build_group(i, canvas, [samples[k] for k in chosen], backgrounds, args.seed)
             for c, lm in zip(configs, landmarkers):
-                t0 = time.perf_counter()
-                faces = lm(photo.image)
-                ms = (time.perf_counter() - t0) * 1000.0
+                faces, ms = call_ms(lm, photo.image)
                 rec = {"index": i, "ms": round(ms, 1), **score_group(photo, faces)}
                 group_recs[c.label].append(rec)
                 if rec["false"] or rec["duplicates"] or not all(f["found"] for f in rec["faces"]):
@@ -737,6 +766,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         results["settings"]["elapsed_s"] = round(elapsed, 1)
+        results["settings"]["mediapipe"] = None if args.mediapipe is None else rel(args.mediapipe)
         results.update(group=group, noface=noface, group_photos=group_recs, noface_photos=noface_recs)
         args.json.write_text(json.dumps(results, indent=1))
         print(f"results written to {args.json}")

@@ -32,9 +32,14 @@ box width, %) against `every` on the same frames, jitter on `still` (std over th
 point, over the true inter-ocular distance, %, mean of the five points), identity switches (a
 track id given to two different faces, or a face's id changing between two frames it was found
 in) and tracks per face (a face found again after it left the picture gets a new id: no
-re-identification). MediaPipe FaceMesh is not run here: it is not in the project's environment
-(installing it beside the project was not tried); SPEC.md section 5 has its 2.1 ms a frame in
-video mode on a similar clip, measured elsewhere, against 88 ms for the photo path then.
+re-identification).
+
+`--mediapipe [PYTHON]` adds MediaPipe FaceMesh in its video mode on the same clips, in the same
+run, clip by clip after this project's modes (benchmarks/peers.py, in an interpreter
+with mediapipe 0.10.x: by default build/mediapipe-venv, which `benchmarks/mediapipe_env.sh`
+makes), timed the same way from decoding to points on one core, and each mode's time is also
+given against it. `--mediapipe-faces K` is FaceMesh's max_num_faces (default 1, its own: it
+then never searches again while it holds a face, and finds one face of the crossing pair).
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.peers import MEDIAPIPE_PYTHON, PeerUnavailable, check_python, mediapipe_video  # noqa: E402
 from benchmarks.wild import DEFAULT_DATA, Backgrounds, holds, paste_face, read_test_split  # noqa: E402
 from common.detectors import DEFAULT_DETECTOR, detector_names  # noqa: E402
 from common.orientation import DEFAULT_ANGLES  # noqa: E402
@@ -236,8 +242,18 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the tables here")
     ap.add_argument("--keep", type=Path, help="keep the clips (MPEG-4) in this folder")
+    ap.add_argument("--mediapipe", type=Path, nargs="?", const=MEDIAPIPE_PYTHON, metavar="PYTHON",
+                    help="also run MediaPipe FaceMesh's video mode with this interpreter "
+                         f"(default {rel(MEDIAPIPE_PYTHON)}, made by benchmarks/mediapipe_env.sh)")
+    ap.add_argument("--mediapipe-faces", type=int, default=1, metavar="K",
+                    help="FaceMesh's max_num_faces (default 1, its own)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.mediapipe is not None:
+        try:
+            check_python(args.mediapipe)
+        except PeerUnavailable as exc:
+            ap.error(str(exc))
 
     from common.landmarker import Landmarker
     from common.tracker import REDETECT_EVERY, Tracker
@@ -259,6 +275,8 @@ def main() -> int:
 
     modes = ([("every", None, False)] if args.every else []) + [("track", redetect, False), ("smooth", redetect, True)]
     modes += [(f"track N={n}", n, False) for n in args.also_redetect if n != redetect]
+    if args.mediapipe is not None:
+        modes.append(("mediapipe", None, False))
     # Faces with a box at least 60 px wide in their photo (small ones blown up to 220 px look
     # like no camera's picture), spread over the test list.
     usable = [s for s in samples if s.box.width >= 60]
@@ -278,14 +296,18 @@ def main() -> int:
             path = folder / f"{clip}_{rep}.mp4"
             truth = make_clip(clip, faces, backgrounds, args.seed + k, path)
             for name, n, smooth in modes:
-                process = every if n is None else tracking(n, smooth)[1]
-                found, ms, searched = run_clip(path, process)
+                if name == "mediapipe":
+                    found, ms = mediapipe_video(args.mediapipe, path, args.mediapipe_faces)
+                    searched = [False] * len(ms)
+                else:
+                    process = every if n is None else tracking(n, smooth)[1]
+                    found, ms, searched = run_clip(path, process)
                 recs = score_clip(truth, found)
                 results[name].setdefault(clip, []).append({"recs": recs, "ms": ms, "searched": searched})
             print(f"  {clip} #{rep}: " + ", ".join(
                 f"{name} {np.mean(results[name][clip][-1]['ms']):.1f} ms" for name, _, _ in modes), flush=True)
 
-    table = summarise(results, [m[0] for m in modes])
+    table = summarise(results, [m[0] for m in modes], peer="mediapipe" if args.mediapipe is not None else None)
     print_table(table, [m[0] for m in modes])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +320,7 @@ def main() -> int:
     return 0
 
 
-def summarise(results: dict, modes: list[str]) -> dict:
+def summarise(results: dict, modes: list[str], peer: str | None = None) -> dict:
     table: dict = {}
     base = results.get("every")
     for name in modes:
@@ -324,14 +346,20 @@ def summarise(results: dict, modes: list[str]) -> dict:
                     row["every_error_same_frames"] = round(float(be), 3)
                     row["error_ratio"] = round(float(e / be), 3)
                 row["ms_ratio_to_every"] = round(row["ms"] / float(np.mean([m for run in b_runs for m in run["ms"]])), 3)
+            if peer is not None:
+                p_runs = results[peer][clip] if clip != "all" else [r for rs in results[peer].values() for r in rs]
+                row["ms_ratio_to_peer"] = round(row["ms"] / float(np.mean([m for run in p_runs for m in run["ms"]])), 3)
             switches = 0
             ids = []
             for run in runs:
                 s, i = identity(run["recs"])
                 switches += s
                 ids.append(i)
-            row["id_switches"] = switches if name != "every" else None
-            row["tracks_per_face"] = round(float(np.mean(ids)), 2) if name != "every" else None
+            tracked = name != "every" and name != peer
+            row["id_switches"] = switches if tracked else None
+            row["tracks_per_face"] = round(float(np.mean(ids)), 2) if tracked else None
+            if name == peer:
+                row["searched_pct"] = row["ms_p50_no_search"] = None
             if clip == "still":
                 js = [jitter(run["recs"]) for run in runs]
                 js = [j for j in js if j is not None]
@@ -344,15 +372,19 @@ def summarise(results: dict, modes: list[str]) -> dict:
 def print_table(table: dict, modes: list[str]) -> None:
     def f(v, spec=".2f"):
         return "-" if v is None else format(v, spec)
-    print(f"\n{'mode':<12} {'clip':<6} {'frames':>6} {'ms':>7} {'x every':>7} {'ms p50*':>7} {'search%':>7} "
+    peer = any("ms_ratio_to_peer" in r for rows in table.values() for r in rows.values())
+    print(f"\n{'mode':<12} {'clip':<6} {'frames':>6} {'ms':>7} {'x every':>7} " + (f"{'x mp':>6} " if peer else "")
+          + f"{'ms p50*':>7} {'search%':>7} "
           f"{'found%':>7} {'err%':>6} {'vs every':>8} {'jitter%':>7} {'id sw':>5} {'ids/face':>8}")
     for name in modes:
         for clip, r in table[name].items():
             print(f"{name:<12} {clip:<6} {r['frames']:>6} {f(r['ms']):>7} {f(r.get('ms_ratio_to_every'), '.3f'):>7} "
-                  f"{f(r['ms_p50_no_search']):>7} {f(r['searched_pct'], '.1f'):>7} {f(r['found_pct']):>7} "
+                  + (f"{f(r.get('ms_ratio_to_peer'), '.2f'):>6} " if peer else "")
+                  + f"{f(r['ms_p50_no_search']):>7} {f(r['searched_pct'], '.1f'):>7} {f(r['found_pct']):>7} "
                   f"{f(r['error']):>6} {f(r.get('error_ratio'), '.3f'):>8} {f(r.get('jitter_pct_iod'), '.3f'):>7} "
                   f"{f(r['id_switches'], 'd'):>5} {f(r['tracks_per_face']):>8}")
     print("  ms: decoding + faces, mean per frame; x every: against the every-frame run of the same clips;\n"
+          + ("  x mp: against MediaPipe FaceMesh's video mode on the same clips;\n" if peer else "") +
           "  ms p50*: median of the frames without a search; vs every: error / the every-frame error on\n"
           "  the frames both found; jitter: still clip, std of each point / inter-ocular distance;\n"
           "  id sw: identity switches; ids/face: track ids per true face")

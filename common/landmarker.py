@@ -58,6 +58,8 @@ CHIP_STRETCH = 1.25
 # A face whose confidence is below this is looked at again a quarter turn either way
 # (Landmarker._second_look).
 DOUBT = 0.5
+# ... and one rolled by more than this also turned over (Landmarker._second_look).
+FLIP_ROLL = 45.0
 # A face is dark when the median grey of its box is below DARK: the cascade then reads it on
 # an upright copy brightened to lift that median to LIFT_TO (`brightened`).
 DARK = 60.0
@@ -228,8 +230,12 @@ class Landmarker:
     def _second_look(self, image, regions: list[Region], points, point_conf, face_conf) -> None:
         """Regions the cascade doubts (confidence below DOUBT) looked at again a quarter and a
         half turn away: a detector's points can read a face lying on its side as upright
-        (BlazeFace does for about a third of faces rolled by 90 degrees). The best look, if
-        better, replaces the region and its results in place. (Also tried: placing the box
+        (BlazeFace does for about a third of faces rolled by 90 degrees). A doubted face rolled
+        by more than FLIP_ROLL is also read turned over with its eyes kept (Detection.flipped):
+        BlazeFace can place the eyes right and the mouth on the forehead side (benchmarks/
+        wild.py, 600 photos: one face more found at 90 degrees, false faces unchanged; the same
+        with any roll flipped, so only those on their side are). The best look, if better,
+        replaces the region and its results in place. (Also tried: placing the box
         from the cascade's own points, as the tracker does: it made false faces more
         confident, benchmarks/wild.py 0.011 -> 0.039 false faces a photo at confidence 0.2.)"""
         doubted = [i for i, c in enumerate(face_conf) if c < DOUBT and regions[i].detection.points is not None]
@@ -247,6 +253,9 @@ class Landmarker:
                 if seen is not None:
                     looks.append(self.region(seen))
                     owner.append(i)
+            if abs(regions[i].roll) > FLIP_ROLL:
+                looks.append(self.region(det.flipped()))
+                owner.append(i)
         if not looks:
             return
         alt_points, alt_pc, alt_fc = self.judge(image, looks)

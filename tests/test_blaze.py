@@ -191,3 +191,38 @@ def test_one_face_per_place():
     assert a.box.iou(shifted.box) > SAME_FACE_IOU > a.box.iou(neighbour.box)
     kept = one_per_face([shifted, a, neighbour])
     assert [id(f) for f in kept] == [id(a), id(neighbour)]
+
+
+def test_a_flipped_detection_keeps_its_eyes_and_turns_the_face_over():
+    from common.detectors import Detection
+    upright = np.array([[10, 10], [30, 10], [20, 20], [20, 30], [0, 12], [40, 12]], float)
+    det = Detection(Box(0, 40, 0, 44), 0.9, upright)
+    flipped = det.flipped()
+    # the eyes stay where they are, named the other way round; the mouth goes above them
+    np.testing.assert_allclose(flipped.points[[1, 0]], upright[[0, 1]])
+    assert abs(eye_roll(flipped.points)) == pytest.approx(180.0)
+    assert flipped.points[3, 1] < 10 < upright[3, 1]
+    # the box turns with the face, about the eyes' midpoint (20, 10)
+    assert flipped.box.center == pytest.approx((20.0, -2.0)) and flipped.box.width == 40
+    assert flipped.angle == 180.0
+    np.testing.assert_allclose(flipped.flipped().points, upright, atol=1e-9)
+
+
+def test_a_face_on_its_side_read_upside_down_is_turned_over(blaze_landmarker, monkeypatch):
+    """A face lying on its side whose detection has the eyes right but the nose and mouth on the
+    forehead side (BlazeFace's reading of some such faces, benchmarks/wild.py #365), and where
+    the detector sees nothing on turned copies: the second look's flip reads it right. Without
+    the flip it is lost."""
+    import common.landmarker as landmarker
+    img, truth = rolled(ONE_FACE, -90)
+    lm = blaze_landmarker
+    good = lm.locate(img)
+    assert len(good) == 1
+    wrong = lm.region(good[0].detection.flipped())
+    monkeypatch.setattr(type(lm.detector), "look_again", lambda self, image, det, turn: None)
+    faces = lm.landmarks(img, [wrong])
+    assert len(faces) == 1 and faces[0].confidence > 0.5
+    assert mean_error(faces[0].points, truth, listed(ONE_FACE).box) < 0.03
+    monkeypatch.setattr(landmarker, "FLIP_ROLL", 360.0)
+    lost = lm.landmarks(img, [wrong])
+    assert not lost or mean_error(lost[0].points, truth, listed(ONE_FACE).box) > 0.1

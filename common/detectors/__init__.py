@@ -68,6 +68,18 @@ class Detection:
         return replace(self, points=turn_points(self.points, self.box.center, turn),
                        angle=self.angle + turn)
 
+    def flipped(self) -> "Detection":
+        """This detection read the other way up with its eyes where they are: its points and
+        box turned half round about the midpoint of its eyes (the eyes trade places, so each
+        keeps its side of the face). A detector that places the eyes right but the nose and
+        mouth on the forehead side (BlazeFace does on some faces lying on their side) then gives
+        the face's roll and box; `turned(180)` would move the eyes too."""
+        pts = np.asarray(self.points, dtype=np.float64)
+        mid = tuple((pts[0] + pts[1]) / 2)
+        (cx, cy), = turn_points([self.box.center], mid, 180.0)
+        return replace(self, points=turn_points(pts, mid, 180.0), angle=self.angle + 180.0,
+                       box=Box.around(float(cx), float(cy), self.box.width / 2, self.box.height / 2))
+
 
 @runtime_checkable
 class Detector(Protocol):

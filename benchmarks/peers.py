@@ -1,0 +1,112 @@
+"""Other systems beside this project's in the benchmarks' own runs: MediaPipe FaceMesh.
+
+MediaPipe pins its own numpy, OpenCV and protobuf, so it lives in its own virtual environment
+(`benchmarks/mediapipe_env.sh` makes build/mediapipe-venv with the pinned wheel) and runs as a
+subprocess (benchmarks/mediapipe_worker.py). Its faces come back as PeerFace, which the
+benchmarks score as they score this project's faces.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.box import Box
+from common.paths import ROOT, rel
+
+MEDIAPIPE_PYTHON = ROOT / "build" / "mediapipe-venv" / "bin" / "python"
+WORKER = Path(__file__).with_name("mediapipe_worker.py")
+MEDIAPIPE_LABEL = "mediapipe facemesh"
+
+
+class PeerUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class PeerFace:
+    """A face from another system, read as the benchmarks read a common.landmarker.Face."""
+    points: np.ndarray
+    box: Box
+    roll: float = 0.0
+    score: float = 1.0
+    confidence: float | None = None
+    track_id: int | None = None
+
+    def corners(self) -> np.ndarray:
+        b = self.box
+        return np.array([(b.left, b.top), (b.right, b.top), (b.right, b.bottom), (b.left, b.bottom)])
+
+
+def peer_faces(records: list[dict]) -> list[PeerFace]:
+    return [PeerFace(np.asarray(f["points"], np.float64), Box(*f["box"])) for f in records]
+
+
+def check_python(python: Path) -> Path:
+    """`python` if it exists, else PeerUnavailable saying how to make it."""
+    if not Path(python).exists():
+        raise PeerUnavailable(f"{rel(Path(python))} not found: run benchmarks/mediapipe_env.sh first "
+                              "(or give another interpreter with mediapipe 0.10.x)")
+    return Path(python)
+
+
+def mediapipe_video(python: Path, clip: Path, max_faces: int = 1) -> tuple[list[list[PeerFace]], list[float]]:
+    """FaceMesh's video mode on one clip: (faces per frame, ms per frame from decoding)."""
+    done = subprocess.run([str(check_python(python)), str(WORKER), "video", str(max_faces), str(clip)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PeerUnavailable(f"MediaPipe's video run failed ({python}):\n{done.stderr[-2000:]}")
+    recs = [json.loads(line) for line in done.stdout.splitlines()]
+    return [peer_faces(r["faces"]) for r in recs], [r["ms"] for r in recs]
+
+
+class MediaPipePhotos:
+    """FaceMesh's photo mode as a callable like a Landmarker: faces = peer(image). Its own time
+    for the last call (BGR array -> landmarks, inside the worker, without passing the image
+    over) is `last_ms`. One worker process for the object's life."""
+
+    name = MEDIAPIPE_LABEL
+
+    def __init__(self, python: Path = MEDIAPIPE_PYTHON, max_faces: int = 1):
+        self.max_faces = int(max_faces)
+        self.last_ms: float | None = None
+        self._folder = tempfile.TemporaryDirectory(prefix="mediapipe_")
+        self._proc = subprocess.Popen([str(check_python(python)), str(WORKER), "serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._written: dict[str, str] = {}
+        atexit.register(self.close)
+
+    def _path(self, image: np.ndarray) -> str:
+        image = np.ascontiguousarray(image)
+        key = hashlib.blake2b(image.data, digest_size=16).hexdigest() + "x".join(map(str, image.shape))
+        if key not in self._written:
+            path = str(Path(self._folder.name) / f"{key}.npy")
+            np.save(path, image)
+            self._written[key] = path
+        return self._written[key]
+
+    def __call__(self, image: np.ndarray) -> list[PeerFace]:
+        req = json.dumps({"path": self._path(image), "max_faces": self.max_faces})
+        try:
+            self._proc.stdin.write(req + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            raise PeerUnavailable(f"the MediaPipe worker stopped:\n{self._proc.stderr.read()[-2000:]}")
+        rec = json.loads(line)
+        self.last_ms = rec["ms"]
+        return peer_faces(rec["faces"])
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()
+            self._proc.wait(timeout=30)
+        self._folder.cleanup()
