@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -175,11 +176,14 @@ class Cascade:
         return self.run(grays, faces, levels, record=False)[0]
 
     def run(self, grays: Grays, faces: Sequence[Box], levels: int | None = None,
-            record: bool = True, mirror: bool | None = None) -> tuple[list[np.ndarray], list[list]]:
+            record: bool = True, mirror: bool | None = None,
+            first: Sequence["FirstLevel | None"] | None = None) -> tuple[list[np.ndarray], list[list]]:
         """(`estimates`, and with `record` for each level its nets' own points: a list of
         (spec, points (N, k, 2) in image pixels)), from one pass: the per-net points are what
         the levels compute anyway (common.confidence reads them). `mirror`: None for the
-        cascade's own setting."""
+        cascade's own setting. `first`: per face, level 1's results to take instead of running
+        it (a FirstLevel from an earlier pass on the same box, as first_levels gives; None:
+        run it)."""
         levels = levels or self.levels
         if levels > self.levels:
             raise ValueError(f"cascade loaded {self.levels} levels, asked for {levels}")
@@ -187,12 +191,41 @@ class Cascade:
         if len(faces) == 0:
             return [np.zeros((0, len(POINTS), 2)) for _ in range(levels)], nets
         boxes = Boxes.of(faces)
-        grays = grays if isinstance(grays, SourceImages) else SourceImages(grays)  # once for all levels
-        out = [self.level1(grays, boxes, record=nets[0] if record else None, mirror=mirror)]
+        if first is not None and any(f is not None for f in first):
+            listed = [grays[i] for i in range(len(grays))]
+            est1, found1 = self._level1_reusing(listed, boxes, first, mirror)
+            out = [est1]
+            nets[0] = found1 if record else []
+            grays = SourceImages(listed)  # once for the other levels
+        else:
+            grays = grays if isinstance(grays, SourceImages) else SourceImages(grays)  # once for all levels
+            out = [self.level1(grays, boxes, record=nets[0] if record else None, mirror=mirror)]
         for level in range(2, levels + 1):
             out.append(self.patch_level(level, grays, boxes, out[-1], record=nets[level - 1] if record else None,
                                         mirror=mirror))
         return out, nets
+
+    def _level1_reusing(self, grays: list, boxes: Boxes, first: Sequence["FirstLevel | None"],
+                        mirror: bool | None) -> tuple[np.ndarray, list]:
+        """Level 1's estimates (N, 5, 2) and (spec, points) list, run for the faces without a
+        FirstLevel and taken from theirs for the others."""
+        specs = of_level(1)
+        n = len(boxes)
+        est = np.empty((n, len(POINTS), 2))
+        found = [np.empty((n, len(s.point_indices), 2)) for s in specs]
+        todo = [i for i, f in enumerate(first) if f is None]
+        if todo:
+            rec: list = []
+            est[todo] = self.level1([grays[i] for i in todo], boxes[todo], record=rec, mirror=mirror)
+            for k, (_, pts) in enumerate(rec):
+                found[k][todo] = pts
+        for i, f in enumerate(first):
+            if f is not None:
+                box = boxes.box(i)
+                est[i] = box.to_absolute(f.estimate)
+                for k, rel_pts in enumerate(f.nets):
+                    found[k][i] = box.to_absolute(rel_pts)
+        return est, list(zip(specs, found))
 
     def points(self, gray: np.ndarray, faces: Sequence[Box]) -> np.ndarray:
         """Five points (N, 5, 2) for each face box in one gray image, after all levels."""
@@ -206,6 +239,23 @@ class Cascade:
         parts = [self.estimates(grays, [s.box for s in part], levels)
                  for part, grays in load_chunks(samples, chunk, progress, f"cascade L1-{levels}")]
         return [np.concatenate([p[lv] for p in parts]) for lv in range(levels)]
+
+
+@dataclass(frozen=True)
+class FirstLevel:
+    """One face's level-1 results relative to the box it ran on (Box.to_relative): its
+    estimate (5, 2) and each level-1 net's points (k, 2), in of_level(1)'s order. A tracker
+    hands them back to Cascade.run while a face keeps its box: level 1 reads the same region
+    of a still face, and levels 2 and 3 read the new frame."""
+    estimate: np.ndarray
+    nets: tuple
+
+
+def first_levels(faces: Sequence[Box], estimates: Sequence[np.ndarray], nets: Sequence[list]) -> list[FirstLevel]:
+    """Each face's FirstLevel from a Cascade.run's estimates and record."""
+    boxes = list(faces)
+    return [FirstLevel(box.to_relative(estimates[0][i]), tuple(box.to_relative(pts[i]) for _, pts in nets[0]))
+            for i, box in enumerate(boxes)]
 
 
 @lru_cache(maxsize=None)

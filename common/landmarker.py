@@ -265,20 +265,27 @@ class Landmarker:
                 regions[i], points[i], point_conf[i], face_conf[i] = looks[j], alt_points[j], alt_pc[j], alt_fc[j]
 
     @_entry
-    def judge(self, image: np.ndarray, regions: Sequence[Region],
-              mirror: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def judge(self, image: np.ndarray, regions: Sequence[Region], mirror: bool | None = None,
+              first: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(points (N, 5, 2) in photo pixels, point confidences (N, 5), face confidences (N,))
         for each region, in the regions' order: one cascade pass (`mirror`: None for the
         cascade's own test-time mirroring). The face confidence is the verifier for detector
-        regions (a false face scores near 0)."""
+        regions (a false face scores near 0). `first`: a list with, per region, the
+        common.cascade.FirstLevel of an earlier pass on that same region to reuse, or None;
+        its None entries are filled in with this pass's (a tracker hands them back while a
+        face keeps its region)."""
         grays, boxes, back = self.cascade_inputs(image, regions)
-        return self._judge_inputs(grays, boxes, back, mirror)
+        return self._judge_inputs(grays, boxes, back, mirror, first)
 
-    def _judge_inputs(self, grays, boxes, back, mirror: bool | None = None):
+    def _judge_inputs(self, grays, boxes, back, mirror: bool | None = None, first: list | None = None):
         """judge's results from the cascade's inputs (cascade_inputs' three lists), each face's
         confidence from the model fitted for the mirroring it ran with."""
+        from common.cascade import first_levels
         from common.confidence import default_model, point_features
-        estimates, nets = self.cascade.run(grays, boxes, mirror=mirror)
+        estimates, nets = self.cascade.run(grays, boxes, mirror=mirror, first=first)
+        if first is not None:
+            made = first_levels(boxes, estimates, nets)
+            first[:] = [f if f is not None else m for f, m in zip(first, made)]
         widths = np.array([b.width for b in boxes], dtype=np.float64)
         model = (self.confidence if mirror is None or mirror == self.cascade.mirror or self._confidence_given
                  else default_model(mirror))

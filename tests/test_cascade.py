@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.cascade import Cascade, ModelMissing
+from common.box import Box
+from common.cascade import Cascade, ModelMissing, first_levels
 from common.detectors import DEFAULT_DETECTOR
 from common.listfile import read_list
 from common.metrics import face_errors, summary
@@ -190,6 +191,27 @@ def test_batched_equals_one_by_one(cascade, faces):
     together = cascade.estimates(grays, [f.box for f in few])[-1]
     alone = np.concatenate([cascade.estimates([g], [f.box])[-1] for g, f in zip(grays, few)])
     np.testing.assert_allclose(together, alone, atol=1e-3)
+
+
+def test_level_one_handed_back_gives_the_same_pass(cascade, faces):
+    """Level 1's results of one pass (common.cascade.first_levels), handed back for some faces,
+    give what running it again gives: the same estimates at every level and the same per-net
+    points; a face's level 1 is kept relative to its box, so it follows the box."""
+    few = faces[:4]
+    grays = [f.load_gray() for f in few]
+    boxes = [f.box for f in few]
+    estimates, nets = cascade.run(grays, boxes)
+    first = first_levels(boxes, estimates, nets)
+    again, again_nets = cascade.run(grays, boxes, first=[first[0], None, first[2], None])
+    for a, b in zip(estimates, again):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    for level, level_again in zip(nets, again_nets):
+        for (spec, pts), (spec_again, pts_again) in zip(level, level_again):
+            assert spec == spec_again
+            np.testing.assert_allclose(pts, pts_again, atol=1e-9)
+    shifted = [Box(b.left + 7.0, b.right + 7.0, b.top, b.bottom) for b in boxes]
+    moved, _ = cascade.run(grays, shifted, levels=1, first=first)
+    np.testing.assert_allclose(moved[0], estimates[0] + [7.0, 0.0], atol=1e-9)
 
 
 def test_points_in_image_pixels(cascade, faces):

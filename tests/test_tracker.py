@@ -164,6 +164,49 @@ def test_smoothing_shakes_less_on_a_still_face(landmarker):
     assert spread[True] < spread[False]
 
 
+def test_level_one_is_read_once_while_a_still_face_keeps_its_region(landmarker, monkeypatch):
+    """A still face: level 1 runs on the first frames only, the points stay as close to the
+    photo path's as when it runs every frame, and shake less; a face that then moves has level
+    1 read again."""
+    import common.cascade as cascade
+    import common.tracker as tracker_module
+    calls = []
+    real = cascade.Cascade.level1
+
+    def counted(self, grays, faces, *args, **kwargs):
+        calls.append(len(faces))
+        return real(self, grays, faces, *args, **kwargs)
+    monkeypatch.setattr(cascade.Cascade, "level1", counted)
+    rng = np.random.default_rng(5)
+    canvas = background()
+    truth = paste(canvas, ONE_FACE, 180, 130)
+    frames = [noisy(canvas, rng) for _ in range(20)]
+    spread, error = {}, {}
+    for reuse in (False, True):
+        monkeypatch.setattr(tracker_module, "REUSE_FIRST", reuse)
+        tracker = Tracker(landmarker, redetect_every=100, smooth=False)
+        calls.clear()
+        pts = np.stack([tracker.update(f)[0].points for f in frames])
+        tracked = sum(calls[1:]) if reuse else None   # the first frame's search reads its faces
+        if reuse:
+            assert tracked <= 3, calls   # the frame after the search may place a new region
+        else:
+            assert sum(calls) >= len(frames)
+        spread[reuse] = np.sqrt(pts[5:].var(axis=0).sum(axis=1)).mean()
+        error[reuse] = mean_error(pts[5:].mean(axis=0), truth, listed(ONE_FACE).box) / 0.8
+    assert spread[True] < spread[False]
+    assert error[True] < error[False] + 0.01
+    # Then the face moves 1.5% of its box a frame: within HOLD_SHIFT for a frame or two, but level 1
+    # is read again once the points have moved REUSE_MOVE.
+    calls.clear()
+    before = len(calls)
+    for t in range(1, 6):
+        moved = background()
+        paste(moved, ONE_FACE, 180 + 1.5 * t, 130)
+        tracker.update(noisy(moved, rng))
+    assert len(calls) - before >= 2, calls
+
+
 def test_redetect_every_must_be_positive(landmarker):
     with pytest.raises(ValueError, match="redetect_every"):
         Tracker(landmarker, redetect_every=0)
