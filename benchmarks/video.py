@@ -3,7 +3,7 @@ frame, on synthetic 640x480 clips made from CUHK test faces.
 
     .venv/bin/python benchmarks/video.py [--faces 1] [--redetect 15] [--also-redetect 5 30]
         [--detector blaze] [--angles DEG ...] [--no-mirror] [--track-mirror on|off] [--data DIR] [--seed 0]
-        [--json FILE] [--keep DIR]
+        [--json FILE] [--keep DIR] [--mediapipe [PYTHON]] [--mediapipe-faces 1]
 
 Clips (30 frames/s; test-split faces only, pasted as in wild.py: a square region 2.2 box widths
 wide through a feathered round mask, on a background tiled from face-free pieces of other test

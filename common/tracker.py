@@ -13,7 +13,10 @@ line, so rolling faces stay upright for the cascade), and only the cascade runs 
 
 The full search runs again
 - every `redetect_every` frames: a face entering the picture is found within that many frames;
-- on a frame where a tracked face's confidence (common.confidence) falls below `search_below`;
+- on a frame where a tracked face's confidence (common.confidence) falls below `search_below`,
+  unless a search found that face within the last EMPTY_EVERY frames;
+- on the frame after a face once read at `search_below` or more is lost while another is
+  tracked (EMPTY_EVERY frames on if a search just failed to find it);
 - when nothing is tracked, and after a cut (the frame, seen as a small grey thumbnail,
   correlates with the one before by less than CUT_CORRELATION): every track ends at a cut.
 Its faces are matched to the tracks by box overlap (or centre distance), so a track keeps its
@@ -138,6 +141,8 @@ class Track:
     placed: tuple | None = None    # (box, roll) its points place (common.pointsbox), made once
     first: object | None = None    # the cascade's level 1 in that region (common.cascade.FirstLevel)
     first_points: np.ndarray | None = None  # the points of the frame level 1 was read in
+    checked: int = 0               # the frame of the last search that found it
+    trusted: bool = False          # read at search_below or more once
 
 
 @dataclass
@@ -208,8 +213,13 @@ class Tracker:
         # (REUSE_FIRST).
         results = self._judge(frame, regions, [t.first if REUSE_FIRST and r is t.region and t.confidence >= self.search_below
                                                else None for t, r in zip(st.tracks, regions)])
+        # A doubted face makes the frame searched, unless a search found it within EMPTY_EVERY
+        # frames: a real face in a poster or the background, read at 0.2-0.5 and found by every
+        # search, would have every frame searched.
         search = (st.since_search >= (self.redetect_every if st.tracks else min(EMPTY_EVERY, self.redetect_every))
-                  or any(res[2] < self.search_below for res in results))
+                  or any(res[2] < self.search_below and st.frame - t.checked >= EMPTY_EVERY
+                         for t, res in zip(st.tracks, results)))
+        previous = list(st.tracks)
         candidates = list(zip(st.tracks, regions, results))
         new_faces = []
         self.searched = search
@@ -223,6 +233,7 @@ class Tracker:
                     if result[2] < self.search_below:
                         candidates[i] = None    # the search does not confirm a doubtful face
                     continue
+                track.checked = st.frame
                 if result[2] < self.search_below:
                     # The detector's box of a face the tracked box lost hold of.
                     (again,) = self._judge(frame, [found[j]])
@@ -243,23 +254,25 @@ class Tracker:
             kept.append((track, region, result, False))
         for region, result in new_faces:
             if result[2] >= least:
-                track = Track(st.next_id, result[0], region.detection.score, result[2])
+                track = Track(st.next_id, result[0], region.detection.score, result[2], checked=st.frame)
                 st.next_id += 1
                 kept.append((track, region, result, True))
         kept, placed = self._without_duplicates(kept)
 
         faces = []
-        if sum(not new for *_, new in kept) < len(candidates):
-            # A face lost: search the next frame, or, when this frame's search did not find it
-            # again, EMPTY_EVERY frames on, as while nothing is tracked (a face still tracked
-            # would otherwise hold the next search off for redetect_every frames).
-            if not kept:
-                st.since_search = max(st.since_search, 0 if search else EMPTY_EVERY)
-            else:
-                st.since_search = max(st.since_search, self.redetect_every - (EMPTY_EVERY if search else 0))
+        still_there = {id(track) for track, *_, new in kept if not new}
+        lost = [t for t in previous if id(t) not in still_there]
+        if lost and not kept and not search:
+            st.since_search = max(st.since_search, EMPTY_EVERY)   # nothing left: search the next frame
+        elif any(t.trusted for t in lost) and kept:
+            # A face once read with confidence lost while another is tracked: search the next
+            # frame, or EMPTY_EVERY frames on when this frame's search did not find it again
+            # (the other face would hold the next search off for redetect_every frames).
+            st.since_search = max(st.since_search, self.redetect_every - (EMPTY_EVERY if search else 0))
         st.tracks = []
         for (track, looked, (points, pconf, conf, first), _), (box, roll) in zip(kept, placed):
             track.points, track.confidence, track.region, track.placed = points, conf, looked, (box, roll)
+            track.trusted = track.trusted or conf >= self.search_below
             if first is not track.first or track.first_points is None:
                 track.first, track.first_points = first, points   # level 1 read in this frame
             elif np.linalg.norm(points - track.first_points, axis=1).mean() > REUSE_MOVE * looked.box.width:

@@ -3,11 +3,14 @@ made from the committed sample's faces, and `predict VIDEO` with and without tra
 from __future__ import annotations
 
 import json
+import math
 
 import cv2
 import numpy as np
 import pytest
 
+from common.box import Box
+from common.detectors import Detection
 from common.landmarker import Landmarker
 from common.listfile import read_list
 from common.paths import SAMPLE_DATA, TEST_LIST
@@ -205,6 +208,64 @@ def test_level_one_is_read_once_while_a_still_face_keeps_its_region(landmarker, 
         paste(moved, ONE_FACE, 180 + 1.5 * t, 130)
         tracker.update(noisy(moved, rng))
     assert len(calls) - before >= 2, calls
+
+
+class ScriptedLandmarker:
+    """Stands in for a Landmarker to test the tracker's search policy alone: faces A (read at
+    0.95) and B (a face in the background, read at 0.3: above min_confidence, below
+    search_below) at fixed places; `present` says which are in the frame."""
+    min_confidence = 0.2
+    boxes = {"A": Box(40, 140, 60, 160), "B": Box(220, 300, 80, 160), "C": Box(200, 300, 140, 240)}
+    read_at = {"A": 0.95, "B": 0.3, "C": 0.95}
+
+    def __init__(self):
+        face = listed(ONE_FACE)
+        self.template = face.box.to_relative(face.points)
+        self.present = {"A", "B"}
+        self.searches = 0
+
+    def _region(self, box):
+        from common.landmarker import Region
+        return Region(box, 0.0, Detection(box, 0.9, box.to_absolute(self.template), 0.0))
+
+    def locate(self, frame):
+        self.searches += 1
+        return [self._region(self.boxes[k]) for k in sorted(self.present)]
+
+    def judge(self, frame, regions, mirror=None, first=None):
+        points, conf = [], []
+        for r in regions:
+            name = min(self.boxes, key=lambda k: math.dist(self.boxes[k].center, r.box.center))
+            points.append(self.boxes[name].to_absolute(self.template))
+            conf.append(self.read_at[name] if name in self.present else 0.05)
+        return np.array(points), np.ones((len(regions), 5)), np.array(conf)
+
+
+def test_a_doubted_face_found_by_every_search_does_not_have_every_frame_searched():
+    """A background face read below search_below but found by each search makes a search at
+    most every EMPTY_EVERY frames (it used to make every frame searched); a face read with
+    confidence that is lost while another is tracked makes the next frame searched."""
+    from common.tracker import EMPTY_EVERY
+    lm = ScriptedLandmarker()
+    tracker = Tracker(lm, redetect_every=15, smooth=False)
+    frame = np.random.default_rng(0).integers(0, 256, (270, 360, 3), dtype=np.uint8)
+    searched = []
+    for _ in range(30):
+        faces = tracker.update(frame)
+        searched.append(tracker.searched)
+        assert len(faces) == 2
+    assert sum(searched) <= 1 + 30 // EMPTY_EVERY, searched
+    assert sum(searched) >= 2   # the doubted face is still looked for now and then
+    # A face read with confidence lost between searches while another (C) is tracked: the next
+    # frame is searched, not the 15th.
+    lm.present = {"A", "C"}
+    tracker = Tracker(lm, redetect_every=15, smooth=False)
+    assert len(tracker.update(frame)) == 2 and tracker.searched
+    assert len(tracker.update(frame)) == 2 and not tracker.searched
+    lm.present = {"C"}
+    assert len(tracker.update(frame)) == 1 and not tracker.searched
+    tracker.update(frame)
+    assert tracker.searched
 
 
 def test_redetect_every_must_be_positive(landmarker):
