@@ -141,7 +141,7 @@ class Track:
     placed: tuple | None = None    # (box, roll) its points place (common.pointsbox), made once
     first: object | None = None    # the cascade's level 1 in that region (common.cascade.FirstLevel)
     first_points: np.ndarray | None = None  # the points of the frame level 1 was read in
-    checked: int = 0               # the frame of the last search that found it
+    doubted_at: int = -EMPTY_EVERY  # the frame of the last search that found it while doubted
     trusted: bool = False          # read at search_below or more once
 
 
@@ -213,11 +213,11 @@ class Tracker:
         # (REUSE_FIRST).
         results = self._judge(frame, regions, [t.first if REUSE_FIRST and r is t.region and t.confidence >= self.search_below
                                                else None for t, r in zip(st.tracks, regions)])
-        # A doubted face makes the frame searched, unless a search found it within EMPTY_EVERY
-        # frames: a real face in a poster or the background, read at 0.2-0.5 and found by every
-        # search, would have every frame searched.
+        # A doubted face makes the frame searched, unless a search found it, doubted, within
+        # EMPTY_EVERY frames: a real face in a poster or the background, read at 0.2-0.5 and
+        # found by every search, would have every frame searched.
         search = (st.since_search >= (self.redetect_every if st.tracks else min(EMPTY_EVERY, self.redetect_every))
-                  or any(res[2] < self.search_below and st.frame - t.checked >= EMPTY_EVERY
+                  or any(res[2] < self.search_below and st.frame - t.doubted_at >= EMPTY_EVERY
                          for t, res in zip(st.tracks, results)))
         previous = list(st.tracks)
         candidates = list(zip(st.tracks, regions, results))
@@ -233,12 +233,13 @@ class Tracker:
                     if result[2] < self.search_below:
                         candidates[i] = None    # the search does not confirm a doubtful face
                     continue
-                track.checked = st.frame
                 if result[2] < self.search_below:
                     # The detector's box of a face the tracked box lost hold of.
                     (again,) = self._judge(frame, [found[j]])
                     if again[2] > result[2]:
                         candidates[i] = (track, found[j], again)
+                    if max(again[2], result[2]) < self.search_below:
+                        track.doubted_at = st.frame
             fresh = [found[j] for j in unmatched]
             new_faces = [(r, res) for r, res in zip(fresh, self._judge(frame, fresh))]
 
@@ -254,7 +255,9 @@ class Tracker:
             kept.append((track, region, result, False))
         for region, result in new_faces:
             if result[2] >= least:
-                track = Track(st.next_id, result[0], region.detection.score, result[2], checked=st.frame)
+                track = Track(st.next_id, result[0], region.detection.score, result[2])
+                if result[2] < self.search_below:
+                    track.doubted_at = st.frame
                 st.next_id += 1
                 kept.append((track, region, result, True))
         kept, placed = self._without_duplicates(kept)

@@ -242,9 +242,9 @@ class ScriptedLandmarker:
 
 
 def test_a_doubted_face_found_by_every_search_does_not_have_every_frame_searched():
-    """A background face read below search_below but found by each search makes a search at
-    most every EMPTY_EVERY frames (it used to make every frame searched); a face read with
-    confidence that is lost while another is tracked makes the next frame searched."""
+    """A background face read below search_below but found, doubted, by each search makes a
+    search at most every EMPTY_EVERY frames (it used to make every frame searched); a face read
+    with confidence that is lost while another is tracked is looked for again soon."""
     from common.tracker import EMPTY_EVERY
     lm = ScriptedLandmarker()
     tracker = Tracker(lm, redetect_every=15, smooth=False)
@@ -256,16 +256,20 @@ def test_a_doubted_face_found_by_every_search_does_not_have_every_frame_searched
         assert len(faces) == 2
     assert sum(searched) <= 1 + 30 // EMPTY_EVERY, searched
     assert sum(searched) >= 2   # the doubted face is still looked for now and then
-    # A face read with confidence lost between searches while another (C) is tracked: the next
-    # frame is searched, not the 15th.
+    # A face read with confidence that goes while another (C) is tracked: doubted, it makes
+    # its frame searched at once; not found there, it is looked for again EMPTY_EVERY frames
+    # on, not redetect_every.
     lm.present = {"A", "C"}
     tracker = Tracker(lm, redetect_every=15, smooth=False)
     assert len(tracker.update(frame)) == 2 and tracker.searched
     assert len(tracker.update(frame)) == 2 and not tracker.searched
     lm.present = {"C"}
-    assert len(tracker.update(frame)) == 1 and not tracker.searched
-    tracker.update(frame)
-    assert tracker.searched
+    assert len(tracker.update(frame)) == 1 and tracker.searched
+    after = []
+    for _ in range(EMPTY_EVERY):
+        tracker.update(frame)
+        after.append(tracker.searched)
+    assert after == [False] * (EMPTY_EVERY - 1) + [True]
 
 
 def test_redetect_every_must_be_positive(landmarker):
