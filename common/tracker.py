@@ -14,7 +14,7 @@ line, so rolling faces stay upright for the cascade), and only the cascade runs 
 The full search runs again
 - every `redetect_every` frames: a face entering the picture is found within that many frames;
 - on a frame where a tracked face's confidence (common.confidence) falls below `search_below`,
-  unless a search found that face within the last EMPTY_EVERY frames;
+  unless a search found that face, doubted too, within the last EMPTY_EVERY frames;
 - on the frame after a face once read at `search_below` or more is lost while another is
   tracked (EMPTY_EVERY frames on if a search just failed to find it);
 - when nothing is tracked, and after a cut (the frame, seen as a small grey thumbnail,
