@@ -3,7 +3,7 @@ frame, on synthetic 640x480 clips made from CUHK test faces.
 
     .venv/bin/python benchmarks/video.py [--faces 1] [--redetect 15] [--also-redetect 5 30]
         [--detector blaze] [--angles DEG ...] [--no-mirror] [--track-mirror on|off] [--data DIR] [--seed 0]
-        [--json FILE] [--keep DIR] [--mediapipe [PYTHON]] [--mediapipe-faces 1]
+        [--json FILE] [--keep DIR] [--mediapipe [PYTHON]] [--mediapipe-faces 1] [--also-max-faces K]
 
 Clips (30 frames/s; test-split faces only, pasted as in wild.py: a square region 2.2 box widths
 wide through a feathered round mask, on a background tiled from face-free pieces of other test
@@ -236,6 +236,9 @@ def main() -> int:
     ap.add_argument("--no-mirror", dest="mirror", action="store_false")
     ap.add_argument("--track-mirror", choices=("on", "off"),
                     help="the tracker's mirroring on followed faces (default: its own)")
+    ap.add_argument("--also-max-faces", type=int, metavar="K",
+                    help="also run the tracker (smoothed) following at most K faces, without the "
+                         "periodic search while it holds K (Tracker(max_faces=K), predict --max-faces)")
     ap.add_argument("--no-every", dest="every", action="store_false",
                     help="skip the every-frame run (no error ratio)")
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
@@ -249,6 +252,8 @@ def main() -> int:
                     help="FaceMesh's max_num_faces (default 1, its own)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.also_max_faces is not None and args.also_max_faces < 1:
+        ap.error("--also-max-faces must be at least 1")
     if args.mediapipe is not None:
         try:
             check_python(args.mediapipe)
@@ -264,9 +269,9 @@ def main() -> int:
     def every(frame):
         return lm(frame), True
 
-    def tracking(n, smooth):
+    def tracking(n, smooth, max_faces=None):
         extra = {} if args.track_mirror is None else {"mirror": args.track_mirror == "on"}
-        tr = Tracker(lm, redetect_every=n, smooth=smooth, fps=FPS, **extra)
+        tr = Tracker(lm, redetect_every=n, smooth=smooth, fps=FPS, max_faces=max_faces, **extra)
 
         def process(frame):
             faces = tr.update(frame)
@@ -275,6 +280,8 @@ def main() -> int:
 
     modes = ([("every", None, False)] if args.every else []) + [("track", redetect, False), ("smooth", redetect, True)]
     modes += [(f"track N={n}", n, False) for n in args.also_redetect if n != redetect]
+    if args.also_max_faces:
+        modes.append((f"max faces {args.also_max_faces}", redetect, True))
     if args.mediapipe is not None:
         modes.append(("mediapipe", None, False))
     # Faces with a box at least 60 px wide in their photo (small ones blown up to 220 px look
@@ -300,7 +307,8 @@ def main() -> int:
                     found, ms = mediapipe_video(args.mediapipe, path, args.mediapipe_faces)
                     searched = [False] * len(ms)
                 else:
-                    process = every if n is None else tracking(n, smooth)[1]
+                    cap = args.also_max_faces if name.startswith("max faces") else None
+                    process = every if n is None else tracking(n, smooth, cap)[1]
                     found, ms, searched = run_clip(path, process)
                 recs = score_clip(truth, found)
                 results[name].setdefault(clip, []).append({"recs": recs, "ms": ms, "searched": searched})

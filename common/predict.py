@@ -59,7 +59,7 @@ def output_path(out_dir: Path, src: Path, suffix: str, taken: set[Path]) -> Path
 
 
 def do_video(path: Path, landmarker, out: Path | None, progress: bool, align: int | None = None,
-             track: bool = True, smooth: bool = True) -> dict:
+             track: bool = True, smooth: bool = True, max_faces: int | None = None) -> dict:
     from tqdm import tqdm
 
     from common.tracker import Tracker
@@ -67,7 +67,7 @@ def do_video(path: Path, landmarker, out: Path | None, progress: bool, align: in
     if not cap.isOpened():
         raise Unreadable("not a video OpenCV can read")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    find = Tracker(landmarker, fps=fps, smooth=smooth).update if track else landmarker
+    find = Tracker(landmarker, fps=fps, smooth=smooth, max_faces=max_faces).update if track else landmarker
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer = None
     frames = []
@@ -145,6 +145,17 @@ def crop_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def positive_int(text: str) -> int:
+    """--max-faces's value: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m common.predict", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,6 +174,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-smooth", dest="smooth", action="store_false",
                     help="videos: the tracked faces' raw points, without the One Euro filter "
                          "(less lag on fast motion, more shake on still faces)")
+    ap.add_argument("--max-faces", type=positive_int, metavar="K",
+                    help="videos: follow at most K faces, and while K are followed look for no "
+                         "others (faster, as MediaPipe's max_num_faces; a face entering then is "
+                         "not found). Default: any number, searched for every 15 frames")
     ap.add_argument("--jsonl", type=Path, metavar="FILE",
                     help="photo collections: walk folders, append one JSON line per image to FILE "
                          "(images already in FILE are skipped)")
@@ -220,7 +235,7 @@ def predict_files(args: argparse.Namespace, landmarker) -> int:
                     print(f"note: {name} is a video: its faces' matrices are in the results, but no "
                           "aligned crops are written for videos", file=sys.stderr)
                 result = do_video(path, landmarker, out, progress=True, align=args.align, track=args.track,
-                                  smooth=args.smooth)
+                                  smooth=args.smooth, max_faces=args.max_faces)
             else:
                 result = do_image(path, landmarker, out, args.align)
         except Unreadable as exc:

@@ -160,15 +160,22 @@ class Tracker:
     def __init__(self, landmarker, redetect_every: int = REDETECT_EVERY,
                  search_below: float = SEARCH_BELOW, smooth: bool = SMOOTH, fps: float = 30.0,
                  rule: PointsBoxRule | None = None, state: TrackerState | None = None,
-                 mirror: bool | None = TRACK_MIRROR):
+                 mirror: bool | None = TRACK_MIRROR, max_faces: int | None = None):
         """`landmarker`: a common.landmarker.Landmarker (its search finds faces, its cascade
         follows them, its min_confidence ends tracks); `redetect_every`: frames between full
         searches (1: every frame); `smooth`: One Euro filter on the points (SMOOTH); `fps`: the frame
         rate the filter assumes; `rule`: the points -> box rule (default
         model/box_rule_points.json); `state`: go on from another tracker's state; `mirror`:
-        the cascade's test-time mirroring on the faces followed (None: the landmarker's)."""
+        the cascade's test-time mirroring on the faces followed (None: the landmarker's);
+        `max_faces`: follow at most this many faces (the most confident), and while that many
+        are followed skip the periodic search (as MediaPipe's max_num_faces does): faster, but
+        a face entering then is not looked for (None: any number, searched every
+        `redetect_every` frames)."""
         if redetect_every < 1:
             raise ValueError(f"redetect_every must be at least 1, not {redetect_every}")
+        if max_faces is not None and max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, not {max_faces}")
+        self.max_faces = max_faces
         self.landmarker = landmarker
         self.redetect_every = int(redetect_every)
         self.search_below = float(search_below)
@@ -216,7 +223,9 @@ class Tracker:
         # A doubted face makes the frame searched, unless a search found it, doubted, within
         # EMPTY_EVERY frames: a real face in a poster or the background, read at 0.2-0.5 and
         # found by every search, would have every frame searched.
-        search = (st.since_search >= (self.redetect_every if st.tracks else min(EMPTY_EVERY, self.redetect_every))
+        full = self.max_faces is not None and len(st.tracks) >= self.max_faces
+        search = ((st.since_search >= (self.redetect_every if st.tracks else min(EMPTY_EVERY, self.redetect_every))
+                   and not full)
                   or any(res[2] < self.search_below and st.frame - t.doubted_at >= EMPTY_EVERY
                          for t, res in zip(st.tracks, results)))
         previous = list(st.tracks)
@@ -261,6 +270,9 @@ class Tracker:
                 st.next_id += 1
                 kept.append((track, region, result, True))
         kept, placed = self._without_duplicates(kept)
+        if self.max_faces is not None and len(kept) > self.max_faces:
+            best = sorted(range(len(kept)), key=lambda k: (kept[k][3], -kept[k][2][2]))[:self.max_faces]
+            kept, placed = [kept[k] for k in sorted(best)], [placed[k] for k in sorted(best)]
 
         faces = []
         still_there = {id(track) for track, *_, new in kept if not new}

@@ -272,6 +272,25 @@ def test_a_doubted_face_found_by_every_search_does_not_have_every_frame_searched
     assert after == [False] * (EMPTY_EVERY - 1) + [True]
 
 
+def test_max_faces_follows_the_most_confident_and_stops_looking_for_others():
+    """Tracker(max_faces=1): the more confident face is followed, and while it is no periodic
+    search runs (a doubt still makes one); without a cap both are followed and searched for."""
+    lm = ScriptedLandmarker()
+    lm.present = {"A", "C"}
+    lm.read_at = {**lm.read_at, "C": 0.9}
+    frame = np.random.default_rng(1).integers(0, 256, (270, 360, 3), dtype=np.uint8)
+    capped, free = Tracker(lm, redetect_every=5, smooth=False, max_faces=1), Tracker(lm, redetect_every=5, smooth=False)
+    for tracker, faces_seen, searches in ((capped, 1, 1), (free, 2, 4)):
+        lm.searches = 0
+        for _ in range(16):
+            faces = tracker.update(frame)
+            assert len(faces) == faces_seen
+        assert lm.searches == searches
+    assert capped.update(frame)[0].confidence == 0.95
+    with pytest.raises(ValueError, match="max_faces"):
+        Tracker(lm, max_faces=0)
+
+
 def test_redetect_every_must_be_positive(landmarker):
     with pytest.raises(ValueError, match="redetect_every"):
         Tracker(landmarker, redetect_every=0)
@@ -297,6 +316,10 @@ def test_predict_tracks_a_video_and_no_track_searches_every_frame(tmp_path):
         assert mean_error(fb["points"], pts, listed(ONE_FACE).box) / 0.8 < 0.06
     text = run_module("common.predict", video, "--upright").stdout
     assert "face 1 (track " in text
+    capped = json.loads(run_module("common.predict", video, "--json", "--upright", "--max-faces", "1").stdout)[0]
+    assert all(len(fr["faces"]) == 1 for fr in capped["frames"])
+    bad = run_module("common.predict", video, "--max-faces", "0", check=False)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr and "Traceback" not in bad.stderr
 
 
 # --- the web app's camera mode ------------------------------------------------------------------
