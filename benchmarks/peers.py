@@ -2,8 +2,8 @@
 
 MediaPipe pins its own numpy, OpenCV and protobuf, so it lives in its own virtual environment
 (`benchmarks/mediapipe_env.sh` makes build/mediapipe-venv with the pinned wheel) and runs as a
-subprocess (benchmarks/mediapipe_worker.py). Its faces come back as PeerFace, which the
-benchmarks score as they score this project's faces.
+subprocess (benchmarks/mediapipe_worker.py). Its faces come back as common.landmarker.Face,
+which the benchmarks score as they score this project's faces.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import hashlib
 import json
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from common.box import Box
+from common.landmarker import Face
 from common.paths import ROOT, rel
 
 MEDIAPIPE_PYTHON = ROOT / "build" / "mediapipe-venv" / "bin" / "python"
@@ -29,23 +29,10 @@ class PeerUnavailable(RuntimeError):
     pass
 
 
-@dataclass
-class PeerFace:
-    """A face from another system, read as the benchmarks read a common.landmarker.Face."""
-    points: np.ndarray
-    box: Box
-    roll: float = 0.0
-    score: float = 1.0
-    confidence: float | None = None
-    track_id: int | None = None
-
-    def corners(self) -> np.ndarray:
-        b = self.box
-        return np.array([(b.left, b.top), (b.right, b.top), (b.right, b.bottom), (b.left, b.bottom)])
-
-
-def peer_faces(records: list[dict]) -> list[PeerFace]:
-    return [PeerFace(np.asarray(f["points"], np.float64), Box(*f["box"])) for f in records]
+def peer_faces(records: list[dict]) -> list[Face]:
+    """The worker's faces as common.landmarker.Face, upright, their box the mesh's bounding box
+    (what the benchmarks' scoring and drawings read)."""
+    return [Face(Box(*f["box"]), np.asarray(f["points"], np.float64)) for f in records]
 
 
 def check_python(python: Path) -> Path:
@@ -56,7 +43,7 @@ def check_python(python: Path) -> Path:
     return Path(python)
 
 
-def mediapipe_video(python: Path, clip: Path, max_faces: int = 1) -> tuple[list[list[PeerFace]], list[float]]:
+def mediapipe_video(python: Path, clip: Path, max_faces: int = 1) -> tuple[list[list[Face]], list[float]]:
     """FaceMesh's video mode on one clip: (faces per frame, ms per frame from decoding)."""
     done = subprocess.run([str(check_python(python)), str(WORKER), "video", str(max_faces), str(clip)],
                           capture_output=True, text=True)
@@ -91,7 +78,7 @@ class MediaPipePhotos:
             self._written[key] = path
         return self._written[key]
 
-    def __call__(self, image: np.ndarray) -> list[PeerFace]:
+    def __call__(self, image: np.ndarray) -> list[Face]:
         req = json.dumps({"path": self._path(image), "max_faces": self.max_faces})
         try:
             self._proc.stdin.write(req + "\n")

@@ -278,12 +278,14 @@ def main() -> int:
             return faces, tr.searched
         return tr, process
 
-    modes = ([("every", None, False)] if args.every else []) + [("track", redetect, False), ("smooth", redetect, True)]
-    modes += [(f"track N={n}", n, False) for n in args.also_redetect if n != redetect]
+    # (name, search period (None: no tracker), smoothing, the tracker's max_faces)
+    modes = ([("every", None, False, None)] if args.every else []) + [("track", redetect, False, None),
+                                                                     ("smooth", redetect, True, None)]
+    modes += [(f"track N={n}", n, False, None) for n in args.also_redetect if n != redetect]
     if args.also_max_faces:
-        modes.append((f"max faces {args.also_max_faces}", redetect, True))
+        modes.append((f"max faces {args.also_max_faces}", redetect, True, args.also_max_faces))
     if args.mediapipe is not None:
-        modes.append(("mediapipe", None, False))
+        modes.append(("mediapipe", None, False, None))
     # Faces with a box at least 60 px wide in their photo (small ones blown up to 220 px look
     # like no camera's picture), spread over the test list.
     usable = [s for s in samples if s.box.width >= 60]
@@ -302,18 +304,17 @@ def main() -> int:
             k += 1
             path = folder / f"{clip}_{rep}.mp4"
             truth = make_clip(clip, faces, backgrounds, args.seed + k, path)
-            for name, n, smooth in modes:
+            for name, n, smooth, max_faces in modes:
                 if name == "mediapipe":
                     found, ms = mediapipe_video(args.mediapipe, path, args.mediapipe_faces)
                     searched = [False] * len(ms)
                 else:
-                    cap = args.also_max_faces if name.startswith("max faces") else None
-                    process = every if n is None else tracking(n, smooth, cap)[1]
+                    process = every if n is None else tracking(n, smooth, max_faces)[1]
                     found, ms, searched = run_clip(path, process)
                 recs = score_clip(truth, found)
                 results[name].setdefault(clip, []).append({"recs": recs, "ms": ms, "searched": searched})
             print(f"  {clip} #{rep}: " + ", ".join(
-                f"{name} {np.mean(results[name][clip][-1]['ms']):.1f} ms" for name, _, _ in modes), flush=True)
+                f"{name} {np.mean(results[name][clip][-1]['ms']):.1f} ms" for name, *_ in modes), flush=True)
 
     table = summarise(results, [m[0] for m in modes], peer="mediapipe" if args.mediapipe is not None else None)
     print_table(table, [m[0] for m in modes])
