@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 
 from benchmarks.peers import MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python
-from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_test_split
+from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
 
@@ -679,7 +679,7 @@ def main(argv=None) -> int:
     labels = [c.label for c in configs]
     if len(set(labels)) != len(labels):
         ap.error("the same configuration is given twice")
-    test_list, samples = read_test_split(args.data, "detection.py")
+    test_list, samples = read_split(args.data, "detection.py")
     from common.landmarker import LandmarkerUnavailable
     try:
         landmarkers = load_configs(configs)

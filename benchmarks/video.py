@@ -61,7 +61,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.peers import MEDIAPIPE_PYTHON, PeerUnavailable, check_python, mediapipe_video  # noqa: E402
-from benchmarks.wild import DEFAULT_DATA, Backgrounds, holds, paste_face, read_test_split  # noqa: E402
+from benchmarks.wild import DEFAULT_DATA, Backgrounds, holds, paste_face, read_split  # noqa: E402
 from common.detectors import DEFAULT_DETECTOR, detector_names  # noqa: E402
 from common.orientation import DEFAULT_ANGLES  # noqa: E402
 from common.paths import DATA_ENV, rel  # noqa: E402
@@ -262,7 +262,7 @@ def main() -> int:
 
     from common.landmarker import Landmarker
     from common.tracker import REDETECT_EVERY, Tracker
-    test_list, samples = read_test_split(args.data, "video.py")
+    test_list, samples = read_split(args.data, "video.py")
     lm = Landmarker(detector=args.detector, angles=args.angles, mirror=args.mirror)
     redetect = args.redetect or REDETECT_EVERY
 

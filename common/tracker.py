@@ -20,9 +20,9 @@ The full search runs again
 - when nothing is tracked, and after a cut (the frame, seen as a small grey thumbnail,
   correlates with the one before by less than CUT_CORRELATION): every track ends at a cut.
 Its faces are matched to the tracks by box overlap (or centre distance), so a track keeps its
-id; a face matching no track starts a new track with a new id. A track ends when its
-confidence falls below the landmarker's `min_confidence` (the photo path's threshold for
-dropping a face), when a search does not confirm a track whose confidence is below
+id; a face matching no track starts a new track with a new id. A track ends when the
+landmarker's verifier (Landmarker.keeps, the photo path's rule for dropping a face) drops its
+face, when a search does not confirm a track whose confidence is below
 `search_below`, when its centre leaves the frame, or when it lands on the face another track
 holds (the one that moved less keeps it).
 
@@ -162,7 +162,7 @@ class Tracker:
                  rule: PointsBoxRule | None = None, state: TrackerState | None = None,
                  mirror: bool | None = TRACK_MIRROR, max_faces: int | None = None):
         """`landmarker`: a common.landmarker.Landmarker (its search finds faces, its cascade
-        follows them, its min_confidence ends tracks); `redetect_every`: frames between full
+        follows them, its verifier, Landmarker.keeps, ends tracks); `redetect_every`: frames between full
         searches (1: every frame); `smooth`: One Euro filter on the points (SMOOTH); `fps`: the frame
         rate the filter assumes; `rule`: the points -> box rule (default
         model/box_rule_points.json); `state`: go on from another tracker's state; `mirror`:
@@ -252,18 +252,17 @@ class Tracker:
             fresh = [found[j] for j in unmatched]
             new_faces = [(r, res) for r, res in zip(fresh, self._judge(frame, fresh))]
 
-        least = self.landmarker.min_confidence
         kept: list[tuple] = []   # (track, region looked in, (points, point conf, conf, level 1), new)
         for c in candidates:
             if c is None:
                 continue
             track, region, result = c
             cx, cy = result[0].mean(axis=0)
-            if result[2] < least or not (0 <= cx < w and 0 <= cy < h):
+            if not self.landmarker.keeps(result[2], track.score) or not (0 <= cx < w and 0 <= cy < h):
                 continue
             kept.append((track, region, result, False))
         for region, result in new_faces:
-            if result[2] >= least:
+            if self.landmarker.keeps(result[2], region.detection.score):
                 track = Track(st.next_id, result[0], region.detection.score, result[2])
                 if result[2] < self.search_below:
                     track.doubted_at = st.frame

@@ -81,6 +81,21 @@ def test_scoring_counts_found_false_and_duplicate_faces(test_faces, backgrounds)
     assert det.score_group(photo, [off])["faces"][0]["found"] is False
 
 
+def test_sure_rule_table_counts_what_each_rule_adds():
+    """wild.py's table for the verifier's sure-face rule: per (score, share) rule, the faces of
+    40 px and more kept beyond confidence 0.2 and the false faces let in; small faces and faces
+    already kept do not count."""
+    from benchmarks.wild import sure_rule_table
+    recs = [{"found": True, "size": 60.0, "confidence": 0.1, "score": 0.85, "false_confidences": [0.06], "false_scores": [0.82]},
+            {"found": True, "size": 30.0, "confidence": 0.1, "score": 0.95, "false_confidences": [], "false_scores": []},
+            {"found": True, "size": 80.0, "confidence": 0.5, "score": 0.6, "false_confidences": [0.3], "false_scores": [0.9]},
+            {"found": False, "size": 90.0, "false_confidences": [0.15, 0.01], "false_scores": [0.7, 0.99]}]
+    table = {(r["score"], r["share"]): (r["faces_kept"], r["false_let_in"])
+             for r in sure_rule_table(recs, scores=(0.6, 0.8, 0.9), shares=(0.25, 0.5))}
+    assert table == {(0.6, 0.25): (1, 2), (0.6, 0.5): (1, 1), (0.8, 0.25): (1, 1), (0.8, 0.5): (1, 0),
+                     (0.9, 0.25): (0, 0), (0.9, 0.5): (0, 0)}
+
+
 def test_noface_backgrounds_keep_clear_of_listed_faces(test_faces, backgrounds):
     """Every background piece of the no-face photos comes from outside its image's listed face
     box widened by the margin (wild.Backgrounds.strips)."""

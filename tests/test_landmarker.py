@@ -162,6 +162,43 @@ def test_detector_finds_the_faces_of_sample_photos(name, kind, landmarkers):
     assert [f.box.left for f in found] == sorted(f.box.left for f in found)
 
 
+def test_the_verifier_trusts_a_doubted_face_the_detector_is_sure_of(landmarkers, monkeypatch):
+    """A face read at confidence 0.17 (below MIN_CONFIDENCE 0.2) is kept when BlazeFace scored
+    it at its sure_score or more, and at no less than SURE_SHARE of the threshold; MTCNN, with
+    no sure_score, drops it."""
+    from dataclasses import replace
+
+    from common.landmarker import MIN_CONFIDENCE, SURE_SHARE
+    image = read(ONE_FACE)
+    for name in ("blaze", "mtcnn"):
+        lm = landmarkers[name]
+        real_judge = lm.judge
+        read_at = [0.17]
+
+        def judge(image, regions, mirror=None, first=None):
+            points, point_conf, face_conf = real_judge(image, regions, mirror, first)
+            return points, point_conf, np.full_like(face_conf, read_at[0])
+
+        monkeypatch.setattr(lm, "judge", judge)
+        regions = lm.locate(image)
+        assert len(regions) == 1
+        score = regions[0].detection.score
+        if name == "mtcnn":
+            assert lm.sure_score is None and lm.landmarks(image, regions) == []
+            continue
+        assert score >= lm.sure_score == 0.8
+        (face,) = lm.landmarks(image, regions)
+        truth = listed(ONE_FACE)
+        assert face.confidence == pytest.approx(0.17) and mean_error(face.points, truth.points, truth.box) < 0.05
+        unsure = [replace(regions[0], detection=replace(regions[0].detection, score=0.79))]
+        assert lm.landmarks(image, unsure) == []
+        read_at[0] = SURE_SHARE * MIN_CONFIDENCE - 0.001
+        assert lm.landmarks(image, regions) == []
+    blaze = landmarkers["blaze"]
+    assert blaze.keeps(0.31, 0.9, min_confidence=0.4) and not blaze.keeps(0.29, 0.9, min_confidence=0.4)
+    assert blaze.keeps(0.4, 0.5, min_confidence=0.4) and blaze.keeps(0.0, 0.0, min_confidence=0.0)
+
+
 def test_upright_points_pass_the_layout_check(landmarkers):
     face = listed(ONE_FACE)
     (found,) = landmarkers["mtcnn"](read(ONE_FACE))

@@ -215,6 +215,8 @@ class ScriptedLandmarker:
     0.95) and B (a face in the background, read at 0.3: above min_confidence, below
     search_below) at fixed places; `present` says which are in the frame."""
     min_confidence = 0.2
+    sure_score = None
+    keeps = Landmarker.keeps
     boxes = {"A": Box(40, 140, 60, 160), "B": Box(220, 300, 80, 160), "C": Box(200, 300, 140, 240)}
     read_at = {"A": 0.95, "B": 0.3, "C": 0.95}
 
@@ -289,6 +291,19 @@ def test_max_faces_follows_the_most_confident_and_stops_looking_for_others():
     assert capped.update(frame)[0].confidence == 0.95
     with pytest.raises(ValueError, match="max_faces"):
         Tracker(lm, max_faces=0)
+
+
+def test_a_face_the_detector_is_sure_of_is_tracked_at_a_lower_confidence():
+    """The tracker drops faces by the Landmarker's verifier: a face read at 0.17 whose detector
+    score (0.9) is sure is followed where the detector has a sure_score, and dropped where not."""
+    lm = ScriptedLandmarker()
+    lm.present = {"A"}
+    lm.read_at = {**lm.read_at, "A": 0.17}
+    frame = np.random.default_rng(2).integers(0, 256, (270, 360, 3), dtype=np.uint8)
+    for sure, tracked in ((None, 0), (0.8, 1), (0.95, 0)):
+        lm.sure_score = sure
+        tracker = Tracker(lm, redetect_every=5, smooth=False)
+        assert [len(tracker.update(frame)) for _ in range(6)] == [tracked] * 6
 
 
 def test_redetect_every_must_be_positive(landmarker):

@@ -87,6 +87,8 @@ class Detector(Protocol):
     Landmarker."""
     name: str                        # its key in DETECTORS
     default_angles: Sequence[float]  # rotations of the photo searched (common.orientation)
+    # Optional `sure_score`: a score at which the Landmarker's verifier trusts a face it doubts
+    # (common.landmarker.SURE_SHARE); detectors without it are not trusted so.
 
     def settings(self) -> dict:
         """What its box rule was fitted for (stored in the rule file)."""
