@@ -14,11 +14,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from common.box import Box
 from common.landmarker import Face
 from common.paths import ROOT, rel
+from common.rotation import rotation_about
 
 MEDIAPIPE_PYTHON = ROOT / "build" / "mediapipe-venv" / "bin" / "python"
 WORKER = Path(__file__).with_name("mediapipe_worker.py")
@@ -97,3 +99,27 @@ class MediaPipePhotos:
             self._proc.stdin.close()
             self._proc.wait(timeout=30)
         self._folder.cleanup()
+
+
+# --- a referee for false faces --------------------------------------------------------------
+# The benchmarks' backgrounds are pieces of CUHK photos, which hold people besides their listed
+# face: a "false" face there may be a real one. MediaPipe, an independent system, is asked
+# whether it sees a face where one of ours matches no true face.
+REFEREE_SIDE, REFEREE_BOX = 256, 96   # the look: 256 px square, the face's box 96 px wide
+
+
+def surroundings(image: np.ndarray, face: Face) -> np.ndarray:
+    """The face's surroundings turned upright, REFEREE_SIDE pixels square, its box REFEREE_BOX
+    pixels wide at the centre (black beyond the photo)."""
+    centre = (REFEREE_SIDE - 1) / 2.0
+    m = rotation_about(face.box.center, face.roll, REFEREE_BOX / max(face.box.width, 1.0), to=(centre, centre))
+    return cv2.warpAffine(image, m, (REFEREE_SIDE, REFEREE_SIDE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT)
+
+
+def sees_face(peer, image: np.ndarray, face: Face) -> bool:
+    """Whether `peer` (a callable like MediaPipePhotos) finds a face whose points' centre lies
+    within our face's box, on that face's upright surroundings."""
+    centre = (REFEREE_SIDE - 1) / 2.0
+    return any(np.abs(np.asarray(f.points).mean(axis=0) - centre).max() < REFEREE_BOX / 2
+               for f in peer(surroundings(image, face)))

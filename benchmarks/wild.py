@@ -4,7 +4,7 @@ cascade) by roll, face size, canvas size and degradation.
 
     .venv/bin/python benchmarks/wild.py [--faces 600] [--detector mtcnn] [--angles 0 45 -45 90 -90]
         [--model DIR] [--data DIR] [--seed 0] [--json FILE] [--examples DIR] [--save-set DIR]
-        [--min-confidence P] [--split train]
+        [--min-confidence P] [--split train] [--referee [PYTHON]]
 
 Only test-split faces are used (never the training list) unless `--split train` asks for the
 training split's (to fit on: with --min-confidence 0 it prints the table the verifier's
@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from benchmarks.peers import MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python, sees_face
 from common.box import Box
 from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import FaceSample, format_line, read_list
@@ -385,6 +386,9 @@ def summary(recs: list[dict]) -> dict:
            "ms_median": round(float(np.median([r["ms"] for r in recs])), 1) if recs else None,
            "ms_mean": round(float(np.mean([r["ms"] for r in recs])), 1) if recs else None,
            "false_faces_per_photo": round(float(np.mean([r["false_faces"] for r in recs])), 3) if recs else None}
+    if recs and all("false_seen_by_referee" in r for r in recs):
+        out["unconfirmed_false_per_photo"] = round(float(np.mean(
+            [r["false_faces"] - r["false_seen_by_referee"] for r in recs])), 4)
     return out
 
 
@@ -456,6 +460,11 @@ def print_tables(t: dict, checks_: list[dict]) -> None:
     for k, s in t["by_degradation"].items():
         print(f"{k:>6} {s['faces']:>5} {fmt(s['found_pct'])} {fmt(s['found_far_pct'], '.1f', 7)} {fmt(s['error'], '.2f')}")
 
+    s = t["overall"]
+    if "unconfirmed_false_per_photo" in s:
+        print(f"\n   false faces a photo {s['false_faces_per_photo']:.3f}; where the referee (MediaPipe) sees no "
+              f"face: {s['unconfirmed_false_per_photo']:.4f} (the rest are real faces in the background pieces)")
+
     print("\n5. Targets")
     for c in checks_:
         print(f"{'PASS' if c['pass'] else 'FAIL'} {c['name']}: {c['detail']}")
@@ -506,6 +515,10 @@ def main() -> int:
     ap.add_argument("--split", choices=("test", "train"), default="test",
                     help="the split whose faces and backgrounds are used (default test; train only "
                          "to fit on, e.g. the verifier's sure-face rule)")
+    ap.add_argument("--referee", nargs="?", const=MEDIAPIPE_PYTHON, type=Path, metavar="PYTHON",
+                    help="ask MediaPipe FaceMesh (its venv's python, default the one "
+                         "benchmarks/mediapipe_env.sh makes) whether it sees a face where a false "
+                         "face was returned: the background pieces hold real, unlabelled faces")
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write every photo's record and the tables here")
@@ -521,6 +534,13 @@ def main() -> int:
     from common.landmarker import Landmarker
 
     test_list, samples = read_split(args.data, "wild.py", args.split)
+    referee = None
+    if args.referee:
+        try:
+            referee = MediaPipePhotos(check_python(args.referee), max_faces=5)
+        except PeerUnavailable as exc:
+            print(f"wild.py: {exc}", file=sys.stderr)
+            return 2
     try:
         options = {} if args.min_face is None else {"min_face_everywhere": args.min_face}
         if args.min_confidence is not None:
@@ -558,6 +578,9 @@ def main() -> int:
         ms = (time.perf_counter() - t1) * 1000.0
         build_s += t1 - t0
         rec, best = score(photo, faces)
+        if referee is not None:
+            rec["false_seen_by_referee"] = sum(sees_face(referee, photo.image, f) for f in faces
+                                               if not holds(f, photo.points))
         rec = {"index": i, "source": rel(photo.source.image_path), "roll": photo.roll, "bucket": photo.bucket,
                "eye_roll": round(eye_roll(photo.points), 2),
                "size": round(photo.size, 2), "canvas": list(canvas), "degradations": photo.degradations,

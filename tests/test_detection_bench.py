@@ -1,5 +1,6 @@
 """benchmarks/detection.py's photo builders and scoring, on the committed sample's test faces
-(no detector runs here: the benchmark itself measures the detectors)."""
+(no detector is measured here: the benchmark itself does; the referee's test runs the
+Landmarker as a stand-in for MediaPipe)."""
 from __future__ import annotations
 
 import math
@@ -157,3 +158,27 @@ def test_a_peer_run_elsewhere_is_timed_by_its_own_clock():
     assert faces == ["a face"] and ms == 3.5
     faces, ms = call_ms(lambda image: [], None)
     assert faces == [] and 0 <= ms < 1000
+
+
+def test_the_referee_looks_at_a_face_upright_and_counts_only_a_face_in_its_box(test_faces, backgrounds):
+    """benchmarks/peers.sees_face: a returned face's surroundings are turned upright with its box
+    REFEREE_BOX px wide at the centre, and the peer's face counts only inside that box. The
+    Landmarker stands in for MediaPipe, on a test face pasted at 60 degrees."""
+    from benchmarks.peers import REFEREE_BOX, REFEREE_SIDE, sees_face, surroundings
+    from benchmarks.wild import paste_face
+    from common.landmarker import Landmarker
+    sample = test_faces[0]
+    rng = np.random.default_rng(3)
+    image = backgrounds.canvas(rng, sample.image_path, 640, 480)
+    points, centre, height = paste_face(image, sample, 60.0, 120.0, (420.0, 240.0))
+    roll = eye_roll(points)
+    here = Face(Box.around(*centre, 60.0, height / 2), points, roll)
+    lm = Landmarker()
+    (upright,) = lm(surroundings(image, here))
+    assert abs(upright.roll) < 10
+    assert upright.box.width == pytest.approx(REFEREE_BOX, rel=0.2)
+    assert np.abs(np.asarray(upright.box.center) - (REFEREE_SIDE - 1) / 2).max() < 0.15 * REFEREE_BOX
+    assert sees_face(lm, image, here)
+    beside = Face(Box.around(centre[0] - 250.0, centre[1], 60.0, height / 2), points - (250.0, 0.0), roll)
+    assert not sees_face(lm, image, beside)
+
