@@ -37,10 +37,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from common.box import Box, Boxes
+from common.image import degraded
 from common.nets import POINTS
 from common.paths import MODEL_DIR, RESULT_DIR, rel
 
@@ -237,27 +237,6 @@ def jittered(box: Box, rng: np.random.Generator, cov: np.ndarray, strength: floa
                       max(sx, 0.5) * box.width / 2, max(sy, 0.5) * box.height / 2)
 
 
-def degraded(gray: np.ndarray, box: Box, rng: np.random.Generator) -> np.ndarray:
-    """The image made harder, one of: shrunk so the face is 24-48 px wide and blown up
-    again (small faces), blurred, JPEG-compressed, noisy, or darkened. The nets saw every
-    training face, so on the training images they are right more often than on new faces at
-    the same disagreement; harder copies bring the training errors up to new faces' level."""
-    how = rng.integers(5)
-    h, w = gray.shape[:2]
-    if how == 0:
-        f = min(1.0, rng.uniform(24, 48) / box.width)
-        small = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if how == 1:
-        return cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.02, 0.04) * box.width)
-    if how == 2:
-        _, buf = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(10, 30))])
-        return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    if how == 3:
-        return np.clip(gray + rng.normal(0, rng.uniform(8, 20), gray.shape), 0, 255).astype(np.uint8)
-    return np.clip(gray.astype(np.float32) * rng.uniform(0.15, 0.35), 0, 255).astype(np.uint8)
-
-
 def beside(box: Box, shape: tuple[int, int], rng: np.random.Generator) -> Box:
     """A box of about the face's size that overlaps the face box little (IoU < 0.15), mostly
     inside the image: background, hair, shoulders, or an edge of the face."""
@@ -320,7 +299,7 @@ def collect(cascade, samples, rng: np.random.Generator, jitter: float = 1.0, per
                     elif k == "jittered":
                         add(g, jittered(s.box, rng, cov, jitter), s.points, s.box.width, k, i)
                     elif k == "degraded":
-                        add(degraded(g, s.box, rng), jittered(s.box, rng, cov, jitter), s.points, s.box.width, k, i)
+                        add(degraded(g, s.box.width, rng), jittered(s.box, rng, cov, jitter), s.points, s.box.width, k, i)
                     elif k == "beside":
                         add(g, beside(s.box, g.shape[:2], rng), s.points, s.box.width, k, i)
                     else:

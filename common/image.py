@@ -1,4 +1,5 @@
-"""Image arrays: channel conversions and shrinking, shared by the detectors and the cascade."""
+"""Image arrays: channel conversions and shrinking, shared by the detectors and the cascade;
+and the photo wear the confidence fit and the training data can add (`degraded`)."""
 from __future__ import annotations
 
 import threading
@@ -148,3 +149,26 @@ def halvings(image: np.ndarray, at_least: float) -> tuple[np.ndarray, float, flo
         if 1.0 / max(levels[k + 1][1], levels[k + 1][2]) < at_least:
             return levels[k]
         k += 1
+
+
+def degraded(gray: np.ndarray, face_width: float, rng: np.random.Generator) -> np.ndarray:
+    """A gray photo made harder for a face `face_width` pixels wide, one of: shrunk so the face
+    is 24-48 px wide and blown up again (small faces), blurred, JPEG-compressed, noisy, or
+    darkened. common.confidence fits on such copies (the nets saw every training face, so on the
+    training images they are right more often than on new faces at the same disagreement);
+    dataset/ can train on them (`--wear`)."""
+    how = rng.integers(5)
+    h, w = gray.shape[:2]
+    if how == 0:
+        f = min(1.0, rng.uniform(24, 48) / face_width)
+        small = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if how == 1:
+        return cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.02, 0.04) * face_width)
+    if how == 2:
+        _, buf = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(10, 30))])
+        return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    if how == 3:
+        return np.clip(gray + rng.normal(0, rng.uniform(8, 20), gray.shape), 0, 255).astype(np.uint8)
+    return np.clip(gray.astype(np.float32) * rng.uniform(0.15, 0.35), 0, 255).astype(np.uint8)
+

@@ -2,7 +2,7 @@
 
 Each face yields `variants` training samples: the face as it is, its mirror image, and random
 variants (mirror or not, small rotation, small box shift/scale for level 1, a random shift of
-the patch centre for levels 2-3). Test files hold each face once, as it is.
+the patch centre for levels 2-3; with `--wear P`, a share P of them on a worn copy of the photo). Test files hold each face once, as it is.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tqdm import tqdm
 from common import hdf5data
 from common.box import Box, Boxes
 from common.cropkernel import SourceImages
+from common.image import degraded
 from common.listfile import FaceSample, mirror_points
 from common.netfiles import hdf5_dir
 from common.netinputs import crop_box, net_samples, standardise_all
@@ -40,9 +41,14 @@ class Jitter:
     # 4x4 covariance, each part clipped at 3 standard deviations, instead of the uniform
     # shift/scale: the spread measured between the detector's placed boxes and the true ones.
     box_cov: tuple[tuple[float, ...], ...] | None = None
+    # Share of the random variants whose photo is worn first (common.image.degraded: blur, JPEG,
+    # noise, darkness, a small face blown up), drawn from a stream of its own, so that the
+    # geometry, and with 0 every sample, stays as it was.
+    wear: float = 0.0
 
 
 BOX_NOISE_CLIP = 3.0  # standard deviations
+WEAR_STREAM = 7       # the wear's random stream per face: [seed, face index, WEAR_STREAM]
 
 
 def box_noise(rng: np.random.Generator, cov) -> tuple[float, float, float, float]:
@@ -112,7 +118,13 @@ def face_samples(job: Job, index: int, face: FaceSample, estimates: np.ndarray |
     flipped = gray[:, ::-1].copy() if job.variants > 1 else None
     mirrored = face.mirrored(width).points
     variants = face_variants(job, index, face, estimates, width)
-    images = SourceImages([flipped if v.mirror else gray for v in variants])
+    images = [flipped if v.mirror else gray for v in variants]
+    if job.jitter.wear:
+        rng = np.random.default_rng([job.seed, index, WEAR_STREAM])
+        for v in range(2, len(images)):
+            if rng.random() < job.jitter.wear:
+                images[v] = np.ascontiguousarray(degraded(images[v], face.box.width, rng))
+    images = SourceImages(images)
     points = np.stack([mirrored if v.mirror else face.points for v in variants])
     angles = np.array([v.angle for v in variants])
     out = {}

@@ -45,6 +45,8 @@ JITTER_HELP = {
     "scale": "random face box scale change, fraction +-",
     "center_sigma": "patch-centre shift of the random variants, fraction of the face box (Gaussian sigma)",
     "center_clip": "... clipped at +- this",
+    "wear": "share of the random variants cut from a worn copy of the photo (blur, JPEG, noise, "
+            "darkness, a small face blown up: common.image.degraded); 0 as the release",
 }
 
 

@@ -10,7 +10,9 @@ degrees, the face box moved as a detector's box lies against the true one). The 
 by default the spread measured between the boxes the face detector places and the true boxes on
 the training faces (the "residual" of model/box_rule_mtcnn.json, made by `python -m
 common.boxrule_fit`): a Gaussian of that covariance. `--box-noise uniform` draws a shift of up to
---shift and a scale change of up to --scale instead. Test faces are not augmented.
+--shift and a scale change of up to --scale instead. `--wear P` cuts a share P of the random
+variants from a worn copy of the photo (common.image.degraded; 0, the release's recipe, by
+default). Test faces are not augmented.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from dataset.common_args import add_jitter_arguments, jitter_from_args, load_fac
 # placed boxes spread wider (train faces, MTCNN with the points rule: dx sd 0.040, dy 0.027,
 # sx 0.079, sy 0.078 against 0.023 and 0.029 here).
 JITTER = Jitter(angle=10.0, shift=0.04, scale=0.05)
-JITTER_FLAGS = ("angle", "shift", "scale")
+JITTER_FLAGS = ("angle", "shift", "scale", "wear")
 # The release's level 1 trained on MTCNN's measured spread, and the recipe keeps it, so that a
 # full run remakes the release bit for bit whichever detector is the default. BlazeFace's placed
 # boxes (the default since 2026-12-01) spread alike: dx sd 0.040, dy 0.029, sx 0.072

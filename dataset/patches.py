@@ -27,7 +27,7 @@ from dataset.common_args import add_jitter_arguments, jitter_from_args, load_fac
 
 log = logging.getLogger(__name__)
 
-JITTER_FLAGS = ("angle", "center_sigma", "center_clip")
+JITTER_FLAGS = ("angle", "center_sigma", "center_clip", "wear")
 
 
 def estimates(cascade: Cascade, level: int, faces: list[FaceSample], name: str) -> np.ndarray:

@@ -121,6 +121,29 @@ def test_samples_are_the_crops_and_targets_of_their_variants(train_faces, level)
                 assert np.array_equal(y[v], net_target(box, points, spec, var.angle))
 
 
+def test_wear_changes_only_the_random_variants_photos(train_faces):
+    """--wear P: about a share P of the random variants are cut from a worn copy of the photo;
+    the face itself, its mirror, every target and every crop box stay as without wear, and the
+    same seed wears the same variants the same way."""
+    from dataclasses import replace
+
+    from common.nets import of_level
+    from dataset.build import Job, face_samples
+    from dataset.level1 import JITTER
+    specs = tuple(of_level(1))
+    plain, worn = (Job(specs, 20, replace(JITTER, wear=w), seed=3) for w in (0.0, 0.5))
+    changed = total = 0
+    for index, face in enumerate(train_faces[:4]):
+        a, b, again = (face_samples(job, index, face, None) for job in (plain, worn, worn))
+        for spec in specs:
+            (xa, ya), (xb, yb) = a[spec.key], b[spec.key]
+            assert np.array_equal(ya, yb) and np.array_equal(xa[:2], xb[:2])
+            assert np.array_equal(xb, again[spec.key][0])
+        differs = [not np.array_equal(a["1_F1"][0][v], b["1_F1"][0][v]) for v in range(2, 20)]
+        changed, total = changed + sum(differs), total + len(differs)
+    assert 0.3 < changed / total < 0.7, f"{changed} of {total} random variants worn"
+
+
 def test_training_pins_the_release_blas_kernels(monkeypatch):
     """model.train pins OpenBLAS's AVX2 kernels where the CPU has them (an AVX-512 CPU's own
     kernels round otherwise and train other weights than the release's), never overrides a
