@@ -35,6 +35,8 @@ Options:
                  pipeline about 9.5 minutes shorter on 2 cores, level 3 1.09% -> 1.11%)
   --loss KIND    training loss of every net: euclidean (the default: Caffe's EuclideanLoss,
                  squared error), distance (mean point distance) or l1 (mean absolute error)
+  --wear P       cut a share P (0-1) of the random training variants from a worn copy of the
+                 photo (blur, JPEG, noise, darkness; docs/training.md); default 0, the release
   -h, --help     this text
 
 A full run on the CUHK data remakes the released model's weights bit for bit (the set-up's
@@ -46,7 +48,7 @@ common/cropkernel.c (the same bytes, slower).
 EOF
 }
 
-DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""; PATCH_ITERS=""; LOSS=""
+DATA="${DEEP_LANDMARK_DATA:-}"; OUT=""; QUICK=0; ONLY=""; FROM=""; GPU=""; JOBS=""; PATCH_ITERS=""; LOSS=""; WEAR=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --data) DATA="${2:?--data needs a folder}"; shift 2 ;;
@@ -61,6 +63,8 @@ while [ $# -gt 0 ]; do
         --patch-iters=*) PATCH_ITERS="${1#*=}"; shift ;;
         --loss) LOSS="${2:?--loss needs euclidean, distance or l1}"; shift 2 ;;
         --loss=*) LOSS="${1#*=}"; shift ;;
+        --wear) WEAR="${2:?--wear needs a share between 0 and 1}"; shift 2 ;;
+        --wear=*) WEAR="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bootstrap.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -70,6 +74,9 @@ for s in "$ONLY" "$FROM"; do
 done
 if [ -n "$PATCH_ITERS" ] && ! [[ "$PATCH_ITERS" =~ ^[1-9][0-9]*$ ]]; then
     echo "bootstrap.sh: --patch-iters needs a positive whole number, not '$PATCH_ITERS'" >&2; exit 2
+fi
+if [ -n "$WEAR" ] && ! [[ "$WEAR" =~ ^(0(\.[0-9]+)?|1(\.0+)?|\.[0-9]+)$ ]]; then
+    echo "bootstrap.sh: --wear needs a share between 0 and 1, not '$WEAR'" >&2; exit 2
 fi
 case "$LOSS" in
     ""|euclidean|distance|l1) ;;
@@ -93,6 +100,8 @@ TRAIN_FLAGS=("${SOLVER_FLAGS[@]}")
 [ -n "$JOBS" ] && TRAIN_FLAGS+=(--jobs "$JOBS")
 DATA_FLAGS=()
 [ -n "$DATA" ] && DATA_FLAGS=(--data "$DATA")
+WEAR_FLAGS=()
+[ -n "$WEAR" ] && WEAR_FLAGS=(--wear "$WEAR")
 
 # Should step $1 run, and with --force?
 FORCE=()
@@ -150,9 +159,9 @@ for L in $LEVELS; do
     if selected "data$L"; then
         banner "data$L" "level-$L training data (HDF5)"
         if [ "$L" = 1 ]; then
-            $PY -m dataset.level1 "${DATA_FLAGS[@]}" --hdf5-root "$HDF5" "${FORCE[@]}"
+            $PY -m dataset.level1 "${DATA_FLAGS[@]}" "${WEAR_FLAGS[@]}" --hdf5-root "$HDF5" "${FORCE[@]}"
         else
-            $PY -m dataset.level$L "${DATA_FLAGS[@]}" --hdf5-root "$HDF5" --model "$MODEL" "${FORCE[@]}"
+            $PY -m dataset.level$L "${DATA_FLAGS[@]}" "${WEAR_FLAGS[@]}" --hdf5-root "$HDF5" --model "$MODEL" "${FORCE[@]}"
         fi
     fi
     if selected "train$L"; then

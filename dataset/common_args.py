@@ -59,4 +59,6 @@ def add_jitter_arguments(p: argparse.ArgumentParser, jitter: Jitter, names: tupl
 
 
 def jitter_from_args(args, jitter: Jitter, names: tuple[str, ...]) -> Jitter:
+    if not 0.0 <= getattr(args, "wear", 0.0) <= 1.0:
+        sys.exit(f"error: --wear is a share between 0 and 1, not {args.wear:g}")
     return replace(jitter, **{name: getattr(args, name) for name in names})

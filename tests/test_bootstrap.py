@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 
+import numpy as np
 import pytest
 
 from common.nets import NETS
@@ -67,6 +68,28 @@ def test_loss_must_be_known():
     run = subprocess.run([str(ROOT / "bootstrap.sh"), "--loss", "huber"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--loss is euclidean, distance or l1, not 'huber'" in run.stderr
+
+
+def test_wear_must_be_a_share():
+    run = subprocess.run([str(ROOT / "bootstrap.sh"), "--wear", "2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--wear needs a share between 0 and 1, not '2'" in run.stderr
+
+
+def test_wear_reaches_the_training_data(tmp_path):
+    """--wear 1: level 1's random variants are cut from worn photos, the targets unchanged."""
+    import h5py
+    files = {}
+    for flags in ([], ["--wear", "1"]):
+        out = tmp_path / ("worn" if flags else "plain")
+        run = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out), "--only", "data1", *flags],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        with h5py.File(out / "hdf5" / "1_F1" / "train.h5") as f:
+            files[bool(flags)] = (f["data"][:], f["landmark"][:])
+    (x0, y0), (x1, y1) = files[False], files[True]
+    assert np.array_equal(y0, y1) and x0.shape == x1.shape
+    assert 0.5 < np.mean([not np.array_equal(a, b) for a, b in zip(x0, x1)]) < 1.0
 
 
 @pytest.mark.caffe
