@@ -171,4 +171,3 @@ def degraded(gray: np.ndarray, face_width: float, rng: np.random.Generator) -> n
     if how == 3:
         return np.clip(gray + rng.normal(0, rng.uniform(8, 20), gray.shape), 0, 255).astype(np.uint8)
     return np.clip(gray.astype(np.float32) * rng.uniform(0.15, 0.35), 0, 255).astype(np.uint8)
-

@@ -2,7 +2,8 @@
 
 Each face yields `variants` training samples: the face as it is, its mirror image, and random
 variants (mirror or not, small rotation, small box shift/scale for level 1, a random shift of
-the patch centre for levels 2-3; with `--wear P`, a share P of them on a worn copy of the photo). Test files hold each face once, as it is.
+the patch centre for levels 2-3; with `--wear P`, a share P of them cut from a worn copy of the
+photo). Test files hold each face once, as it is.
 """
 from __future__ import annotations
 
