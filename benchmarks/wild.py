@@ -229,6 +229,34 @@ def paste_face(image: np.ndarray, sample: FaceSample, roll: float, size: float, 
     return pts, box_centre, sample.box.height * scale
 
 
+def wear(image: np.ndarray, size: float, rng: np.random.Generator,
+         chance: tuple[float, float, float] = (DEGRADE_P,) * 3) -> tuple[np.ndarray, dict]:
+    """The photo of a face `size` px wide worn as the benchmark wears it: blurred, darkened (by
+    a gain or a gamma) and JPEG re-encoded, each with its `chance`. Returns (the photo, what
+    was done)."""
+    degr: dict = {}
+    if rng.random() < chance[0]:
+        sigma = float(rng.uniform(1.0, 2.5) * np.clip((size / 100.0) ** 0.3, 0.75, 1.5))
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+        degr["blur"] = {"sigma": round(sigma, 2)}
+    if rng.random() < chance[1]:
+        if rng.random() < 0.5:
+            gain = float(rng.uniform(0.3, 0.5))
+            image = np.clip(image.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
+            degr["dark"] = {"gain": round(gain, 2)}
+        else:
+            gamma = float(rng.uniform(1.8, 2.6))
+            lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
+            image = cv2.LUT(image, lut)
+            degr["dark"] = {"gamma": round(gamma, 2)}
+    if rng.random() < chance[2]:
+        quality = int(rng.integers(25, 51))
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        degr["jpeg"] = {"quality": quality}
+    return image, degr
+
+
 def build_photo(index: int, sample: FaceSample, roll: float, size: float, canvas: tuple[int, int],
                 backgrounds: Backgrounds, seed: int) -> Photo:
     rng = np.random.default_rng([seed, index, 1])
@@ -240,26 +268,7 @@ def build_photo(index: int, sample: FaceSample, roll: float, size: float, canvas
     centre = place(rng, canvas, patch_side(size), size, roll)
     pts, centre, box_height = paste_face(image, sample, roll, size, centre, face_img)
 
-    degr: dict = {}
-    if rng.random() < DEGRADE_P:
-        sigma = float(rng.uniform(1.0, 2.5) * np.clip((size / 100.0) ** 0.3, 0.75, 1.5))
-        image = cv2.GaussianBlur(image, (0, 0), sigma)
-        degr["blur"] = {"sigma": round(sigma, 2)}
-    if rng.random() < DEGRADE_P:
-        if rng.random() < 0.5:
-            gain = float(rng.uniform(0.3, 0.5))
-            image = np.clip(image.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
-            degr["dark"] = {"gain": round(gain, 2)}
-        else:
-            gamma = float(rng.uniform(1.8, 2.6))
-            lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
-            image = cv2.LUT(image, lut)
-            degr["dark"] = {"gamma": round(gamma, 2)}
-    if rng.random() < DEGRADE_P:
-        quality = int(rng.integers(25, 51))
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        degr["jpeg"] = {"quality": quality}
+    image, degr = wear(image, size, rng)
     return Photo(index, sample, roll, size, canvas, image, pts, centre, box_height, degr)
 
 
