@@ -98,14 +98,13 @@ def main(argv=None) -> int:
             rows[model][name] = {key: round(100 * s["mean_error"], 3) for key, s in result.summaries.items()}
     print(f"mean error, % of box width, level {args.level} (F1 alone / level 1 / ... in brackets), "
           f"{len(faces)} test faces of {rel(test_list)}")
-    print(f"{'model':<28}" + "".join(f"{name:>26}" for name in sets))
-    for model, by_set in rows.items():
-        cells = []
-        for name in sets:
-            levels = by_set[name]
-            last = levels[str(args.level)]
-            cells.append(f"{last:>6.2f} ({' / '.join(f'{v:.2f}' for v in levels.values())})")
-        print(f"{model:<28}" + "".join(f"{c:>26}" for c in cells))
+    cells = {model: [f"{by_set[name][str(args.level)]:.2f} ({' / '.join(f'{v:.2f}' for v in by_set[name].values())})"
+                     for name in sets] for model, by_set in rows.items()}
+    width = 2 + max(len(c) for row in cells.values() for c in row)
+    name_width = 2 + max(len(m) for m in cells)
+    print(f"{'model':<{name_width}}" + "".join(f"{name:>{width}}" for name in sets))
+    for model, row in cells.items():
+        print(f"{model:<{name_width}}" + "".join(f"{c:>{width}}" for c in row))
     if args.json:
         args.json.write_text(json.dumps({"level": args.level, "faces": len(faces), "results": rows}, indent=1))
     return 0
