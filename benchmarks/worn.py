@@ -13,7 +13,7 @@ help on worn faces, and what does it cost on clean ones?
     .venv/bin/python benchmarks/worn.py [--models model/released build/wear/model] [--level 3]
         [--sets clean small blurred worn] [--data DIR] [--limit N] [--out build/worn] [--json FILE]
 
-The worn copies are written once under --out (a second run reuses them; about 20 s to make).
+The worn copies are written once under --out (a second run reuses them).
 """
 from __future__ import annotations
 
