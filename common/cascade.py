@@ -251,11 +251,13 @@ class FirstLevel:
     nets: tuple
 
 
-def first_levels(faces: Sequence[Box], estimates: Sequence[np.ndarray], nets: Sequence[list]) -> list[FirstLevel]:
-    """Each face's FirstLevel from a Cascade.run's estimates and record."""
+def first_levels(faces: Sequence[Box], estimates: Sequence[np.ndarray], nets: Sequence[list],
+                 which: Sequence[int] | None = None) -> list[FirstLevel]:
+    """The FirstLevel of each face (or of the faces numbered in `which`) from a Cascade.run's
+    estimates and record."""
     boxes = list(faces)
-    return [FirstLevel(box.to_relative(estimates[0][i]), tuple(box.to_relative(pts[i]) for _, pts in nets[0]))
-            for i, box in enumerate(boxes)]
+    return [FirstLevel(boxes[i].to_relative(estimates[0][i]), tuple(boxes[i].to_relative(pts[i]) for _, pts in nets[0]))
+            for i in (range(len(boxes)) if which is None else which)]
 
 
 @lru_cache(maxsize=None)

@@ -304,9 +304,10 @@ class Landmarker:
         from common.cascade import first_levels
         from common.confidence import default_model, point_features
         estimates, nets = self.cascade.run(grays, boxes, mirror=mirror, first=first)
-        if first is not None:
-            made = first_levels(boxes, estimates, nets)
-            first[:] = [f if f is not None else m for f, m in zip(first, made)]
+        if first is not None:   # only the faces whose level 1 ran in this pass
+            todo = [i for i, f in enumerate(first) if f is None]
+            for i, made in zip(todo, first_levels(boxes, estimates, nets, todo)):
+                first[i] = made
         widths = np.array([b.width for b in boxes], dtype=np.float64)
         model = (self.confidence if mirror is None or mirror == self.cascade.mirror or self._confidence_given
                  else default_model(mirror))
