@@ -36,7 +36,8 @@ Options:
   --loss KIND    training loss of every net: euclidean (the default: Caffe's EuclideanLoss,
                  squared error), distance (mean point distance) or l1 (mean absolute error)
   --wear P       cut a share P (0-1) of the random training variants from a worn copy of the
-                 photo (blur, JPEG, noise, darkness; docs/training.md); default 0, the release
+                 photo (blur, JPEG, noise, darkness; docs/training.md); default 0.5, the
+                 release's (0: the releases before 2026-12-02)
   -h, --help     this text
 
 A full run on the CUHK data remakes the released model's weights bit for bit (the set-up's

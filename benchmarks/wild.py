@@ -7,16 +7,16 @@ cascade) by roll, face size, canvas size and degradation.
         [--min-confidence P] [--split train] [--referee [PYTHON]]
 
 Only test-split faces are used (never the training list) unless `--split train` asks for the
-training split's (to fit on: with --min-confidence 0 it prints the table the verifier's
-sure-face rule, common.landmarker.SURE_SHARE, was chosen from). Each synthetic photo holds one of
-them, chosen evenly over the list: its square region (2.2 box widths) rotated by a roll of
-0/15/30/45/60/90 degrees (equal counts, random sign; positive = counter-clockwise as shown),
-scaled to a box width drawn log-uniformly from 24 to 400 px (at most 280 on 640x480), pasted
-through a feathered round mask onto a 640x480 or 1920x1080 canvas tiled with pieces of other
-test images that hold no listed face; then each of blur, darkening and JPEG re-encoding with
-probability 0.2. A face is found when a returned face's region holds the true eyes and nose;
-its error is the distance to the truth over the true box width (%), as elsewhere in the project;
-the JSON keeps its confidence and those of the false faces (common.confidence --report --wild).
+training split's (to fit on: with --min-confidence 0 it prints the tables the verifier's
+threshold, common.landmarker.MIN_CONFIDENCE, and sure-face rule, SURE_SHARE, were chosen from).
+Each synthetic photo holds one of them, chosen evenly over the list: its square region (2.2 box
+widths) rotated by a roll of 0/15/30/45/60/90 degrees (equal counts, random sign; positive =
+counter-clockwise as shown), scaled to a box width drawn log-uniformly from 24 to 400 px (at
+most 280 on 640x480), pasted through a feathered round mask onto a 640x480 or 1920x1080 canvas
+tiled with pieces of other test images that hold no listed face; then each of blur, darkening
+and JPEG re-encoding with probability 0.2. A face is found when a returned face's region holds
+the true eyes and nose; its error is the distance to the truth over the true box width (%), as
+elsewhere in the project; the JSON keeps its confidence and those of the false faces (common.confidence --report --wild).
 The set is built one photo at a time (deterministic for a --seed); about 1 s a photo with
 MTCNN and five angles on 2 shared cores, so the default 600 faces take about 10 minutes.
 """
@@ -506,6 +506,27 @@ def print_sure_rule(table: list[dict], photos: int, least: float = 0.2) -> None:
         print(f"{s:>6g} " + " ".join(f"{cells[k]['faces_kept']:>4}/{cells[k]['false_let_in']:<4}" for k in shares))
 
 
+
+def threshold_table(recs: list[dict], keeps, thresholds=(0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> list[dict]:
+    """From a run that kept every face (--min-confidence 0): per threshold t of the verifier
+    (`keeps(confidence, score, t)`, the Landmarker's rule, sure-face rule included), the faces of
+    FAR_FACE px and more found that it drops and the false faces it keeps (the choice of
+    common.landmarker.MIN_CONFIDENCE)."""
+    real = [(r["confidence"], r["score"]) for r in recs if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
+    false = [(c, s) for r in recs for c, s in zip(r["false_confidences"], r["false_scores"])]
+    return [{"threshold": t, "faces_dropped": sum(not keeps(c, s, t) for c, s in real),
+             "false_kept": sum(bool(keeps(c, s, t)) for c, s in false), "faces": len(real), "false": len(false)}
+            for t in thresholds]
+
+
+def print_thresholds(table: list[dict], photos: int) -> None:
+    print(f"\n7. Verifier threshold, with the sure-face rule: of {table[0]['faces']} faces >= {FAR_FACE:g} px "
+          f"found and {table[0]['false']} false faces over {photos} photos, those it drops and keeps")
+    print(f"{'threshold':>9} {'faces dropped':>13} {'false kept':>10} {'false/photo':>11}")
+    for row in table:
+        print(f"{row['threshold']:>9g} {row['faces_dropped']:>13} {row['false_kept']:>10} "
+              f"{row['false_kept'] / photos:>11.4f}")
+
 # --- main ---------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -540,7 +561,7 @@ def main() -> int:
     from common.boxrule import RuleMissing
     from common.cascade import ModelMissing
     from common.detectors import WeightsMissing
-    from common.landmarker import Landmarker
+    from common.landmarker import MIN_CONFIDENCE, Landmarker
 
     test_list, samples = read_split(args.data, "wild.py", args.split)
     referee = None
@@ -615,7 +636,8 @@ def main() -> int:
     c = checks(t)
     print_tables(t, c)
     if args.min_confidence == 0:
-        print_sure_rule(sure_rule_table(recs), n)
+        print_sure_rule(sure_rule_table(recs, least=MIN_CONFIDENCE), n, least=MIN_CONFIDENCE)
+        print_thresholds(threshold_table(recs, lambda c, s, t: lm.keeps(c, s, min_confidence=t)), n)
     print(f"\nelapsed {elapsed:.0f} s ({build_s:.0f} s building photos, "
           f"{sum(r['ms'] for r in recs) / 1000:.0f} s in the landmarker)")
     if args.save_set:

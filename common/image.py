@@ -62,6 +62,19 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"not an image array: shape {image.shape}")
 
 
+def patch_spread(gray: np.ndarray, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Standard deviation of the grey levels in the square patch of half-size `half` (N,) px
+    about each centre (N, 2), clipped to the image (0 for a patch wholly outside)."""
+    h, w = gray.shape[:2]
+    out = np.zeros(len(centres))
+    for i, ((x, y), r) in enumerate(zip(centres, half)):
+        x0, y0 = max(0, int(round(x - r))), max(0, int(round(y - r)))
+        x1, y1 = min(w, int(round(x + r)) + 1), min(h, int(round(y + r)) + 1)
+        if x1 > x0 and y1 > y0:
+            out[i] = float(gray[y0:y1, x0:x1].std())
+    return out
+
+
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """8-bit RGB from gray, BGR or BGRA."""
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):

@@ -46,7 +46,7 @@ JITTER_HELP = {
     "center_sigma": "patch-centre shift of the random variants, fraction of the face box (Gaussian sigma)",
     "center_clip": "... clipped at +- this",
     "wear": "share of the random variants cut from a worn copy of the photo (blur, JPEG, noise, "
-            "darkness, a small face blown up: common.image.degraded); 0 as the release",
+            "darkness, a small face blown up: common.image.degraded); 0: none",
 }
 
 

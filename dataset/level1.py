@@ -11,8 +11,8 @@ by default the spread measured between the boxes the face detector places and th
 the training faces (the "residual" of model/box_rule_mtcnn.json, made by `python -m
 common.boxrule_fit`): a Gaussian of that covariance. `--box-noise uniform` draws a shift of up to
 --shift and a scale change of up to --scale instead. `--wear P` cuts a share P of the random
-variants from a worn copy of the photo (common.image.degraded; 0, the release's recipe, by
-default). Test faces are not augmented.
+variants from a worn copy of the photo (common.image.degraded; default 0.5, the release's
+recipe; 0 for the plain photos only). Test faces are not augmented.
 """
 from __future__ import annotations
 

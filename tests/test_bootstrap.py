@@ -77,19 +77,20 @@ def test_wear_must_be_a_share():
 
 
 def test_wear_reaches_the_training_data(tmp_path):
-    """--wear 1: level 1's random variants are cut from worn photos, the targets unchanged."""
+    """The release's recipe wears about half of level 1's random variants (dataset.build.WEAR);
+    --wear 0 none of them; the targets are the same."""
     import h5py
     files = {}
-    for flags in ([], ["--wear", "1"]):
-        out = tmp_path / ("worn" if flags else "plain")
+    for flags in (["--wear", "0"], []):
+        out = tmp_path / ("plain" if flags else "default")
         run = subprocess.run([str(ROOT / "bootstrap.sh"), "--quick", "--out", str(out), "--only", "data1", *flags],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         with h5py.File(out / "hdf5" / "1_F1" / "train.h5") as f:
             files[bool(flags)] = (f["data"][:], f["landmark"][:])
-    (x0, y0), (x1, y1) = files[False], files[True]
+    (x0, y0), (x1, y1) = files[True], files[False]
     assert np.array_equal(y0, y1) and x0.shape == x1.shape
-    assert 0.5 < np.mean([not np.array_equal(a, b) for a, b in zip(x0, x1)]) < 1.0
+    assert 0.25 < np.mean([not np.array_equal(a, b) for a, b in zip(x0, x1)]) < 0.75
 
 
 @pytest.mark.caffe

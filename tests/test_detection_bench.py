@@ -97,6 +97,20 @@ def test_sure_rule_table_counts_what_each_rule_adds():
                      (0.9, 0.25): (0, 0), (0.9, 0.5): (0, 0)}
 
 
+
+def test_threshold_table_counts_what_each_threshold_drops_and_keeps():
+    """wild.py's table for the verifier's threshold: per threshold, through the rule it is
+    given, the found faces of 40 px and more dropped and the false faces kept."""
+    from benchmarks.wild import threshold_table
+    recs = [{"found": True, "size": 60.0, "confidence": 0.25, "score": 0.9, "false_confidences": [0.35], "false_scores": [0.5]},
+            {"found": True, "size": 30.0, "confidence": 0.01, "score": 0.9, "false_confidences": [], "false_scores": []},
+            {"found": False, "size": 90.0, "false_confidences": [0.15, 0.45], "false_scores": [0.99, 0.2]}]
+    sure = lambda c, s, t: c >= t or (s >= 0.85 and c >= 0.5 * t)  # noqa: E731
+    table = {r["threshold"]: (r["faces_dropped"], r["false_kept"]) for r in threshold_table(recs, sure, (0.2, 0.4, 0.6))}
+    assert table == {0.2: (0, 3), 0.4: (0, 1), 0.6: (1, 0)}
+    plain = lambda c, s, t: c >= t  # noqa: E731
+    assert [r["faces_dropped"] for r in threshold_table(recs, plain, (0.2, 0.4))] == [0, 1]
+
 def test_noface_backgrounds_keep_clear_of_listed_faces(test_faces, backgrounds):
     """Every background piece of the no-face photos comes from outside its image's listed face
     box widened by the margin (wild.Backgrounds.strips)."""

@@ -115,8 +115,8 @@ class Blaze:
     # The net finds faces at every roll: the photo is searched upright only.
     default_angles = (0.0,)
     # A face scored this high is a face even when the cascade doubts it (common.landmarker,
-    # SURE_SHARE): false faces on photo backgrounds rarely score above 0.8.
-    sure_score = 0.8
+    # SURE_SHARE): false faces on photo backgrounds rarely score above 0.85.
+    sure_score = 0.85
 
     def __init__(self, min_face_everywhere: float | None = None, **settings):
         """`min_face_everywhere`: search faces down to that many pixels in photos of any size,
