@@ -102,16 +102,21 @@ def test_a_large_face_shrunk_into_a_small_crop_is_averaged_not_aliased():
 @pytest.mark.parametrize("angle", [45, -45])
 def test_a_head_rolled_by_45_degrees_comes_out_upright(landmarker, angle):
     upright_img = read(ONE_FACE)
-    upright, _ = one_face(landmarker, upright_img).aligned(upright_img)
+    upright_face = one_face(landmarker, upright_img)
+    upright, m0 = upright_face.aligned(upright_img)
+    # The five-point fit leaves this face's eye line a little off level (about 2 degrees, its
+    # own lean against the template): the rolled head's crop must lean as the upright one's.
+    lean = eye_roll(transform(upright_face.points, m0))
+    assert abs(lean) < 3.5
     img, _ = rolled(ONE_FACE, angle)
     face = one_face(landmarker, img)
     crop, m = face.aligned(img)
     assert crop.shape == (112, 112, 3)
-    assert abs(eye_roll(transform(face.points, m))) < 2.5
-    # The landmarker run on the (larger) crop finds the eye line level too.
+    assert abs(eye_roll(transform(face.points, m)) - lean) < 1.0
+    # The landmarker run on the (larger) crop finds the eye line as level too.
     big, _ = face.aligned(img, 224)
     again = one_face(landmarker, big)
-    assert abs(eye_roll(again.points)) < 2.5, eye_roll(again.points)
+    assert abs(eye_roll(again.points) - lean) < 1.0, (eye_roll(again.points), lean)
     # And the crop is the upright photo's crop (grey levels, 0-255).
     assert np.abs(crop.astype(float) - upright).mean() < 4
 

@@ -30,10 +30,10 @@ def test_level1_samples_are_kept_whatever_their_targets():
 
 
 def test_level1_without_jitter_gives_only_originals_and_mirrors(tmp_path, sample_dir):
-    """With --angle/--shift/--scale 0 every random variant is the original crop or its mirror:
+    """With --angle/--shift/--scale/--wear 0 every random variant is the original crop or its mirror:
     the jitter flags reach the sampler and nothing else moves the crop."""
     run_module("dataset.level1", "--data", sample_dir, "--hdf5-root", tmp_path, "--limit", 4,
-               "--variants", 6, "--angle", 0, "--box-noise", "uniform", "--shift", 0, "--scale", 0)
+               "--variants", 6, "--angle", 0, "--box-noise", "uniform", "--shift", 0, "--scale", 0, "--wear", 0)
     with h5py.File(tmp_path / "1_F1" / "train.h5") as f:
         x, y = f["data"][:], f["landmark"][:]
     assert len(x) == 24
