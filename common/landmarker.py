@@ -462,7 +462,7 @@ def add_landmarker_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rule", help="box rule file (default: model/box_rule_<detector>.json)")
     ap.add_argument("--no-mirror", dest="mirror", action="store_false",
                     help="no test-time mirroring in the cascade: half its net time, level-3 error "
-                         "1.13%% instead of 1.09%% of the box width (docs/evaluation.md, "
+                         "1.13%% instead of 1.10%% of the box width (docs/evaluation.md, "
                          "'Test-time mirroring')")
     ap.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE, metavar="P",
                     help="drop faces whose confidence (the chance that all five points are within "
