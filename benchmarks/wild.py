@@ -16,7 +16,8 @@ most 280 on 640x480), pasted through a feathered round mask onto a 640x480 or 19
 tiled with pieces of other test images that hold no listed face; then each of blur, darkening
 and JPEG re-encoding with probability 0.2. A face is found when a returned face's region holds
 the true eyes and nose; its error is the distance to the truth over the true box width (%), as
-elsewhere in the project; the JSON keeps its confidence and those of the false faces (common.confidence --report --wild).
+elsewhere in the project; the JSON keeps its confidence and those of the false faces
+(common.confidence --report --wild).
 The set is built one photo at a time (deterministic for a --seed); about 1 s a photo with
 MTCNN and five angles on 2 shared cores, so the default 600 faces take about 10 minutes.
 """
@@ -507,7 +508,8 @@ def print_sure_rule(table: list[dict], photos: int, least: float = 0.2) -> None:
 
 
 
-def threshold_table(recs: list[dict], keeps, thresholds=(0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> list[dict]:
+def threshold_table(recs: list[dict], keeps,
+                    thresholds=(0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> list[dict]:
     """From a run that kept every face (--min-confidence 0): per threshold t of the verifier
     (`keeps(confidence, score, t)`, the Landmarker's rule, sure-face rule included), the faces of
     FAR_FACE px and more found that it drops and the false faces it keeps (the choice of

@@ -54,7 +54,8 @@ WITHIN = 0.05
 # The nets saw every training face: there their mean error is 0.90% of the box width against
 # 1.09% on the test split (listed boxes, `python -m common.confidence --fit`'s run), at the same
 # features; 0.94% against 1.10% (1.17x) for the release trained on worn photos
-# (`common.evaluate --list trainImageList.txt --level 3`, 2026-12-02), so the scale stays. Training errors are scaled by the ratio before labelling, so the confidence is
+# (`common.evaluate --list trainImageList.txt --level 3`, 2026-12-02), so the scale stays.
+# Training errors are scaled by the ratio before labelling, so the confidence is
 # calibrated for new faces (without it: 0.978 predicted against 0.954 observed on the test split).
 ERROR_SCALE = 1.2
 # Features are logged after adding this (box widths): below it differences mean nothing.
