@@ -4,7 +4,7 @@ configurations side by side: group photos (faces found, false faces), photos wit
 
     .venv/bin/python benchmarks/detection.py [--configs "blaze" "mtcnn" "mtcnn --upright" "haar"]
         [--photos 40] [--noface 200] [--rounds 15] [--seed 0] [--data DIR] [--model DIR]
-        [--json FILE] [--examples DIR] [--mediapipe [PYTHON]]
+        [--json FILE] [--examples DIR] [--mediapipe [PYTHON]] [--referee [PYTHON]]
 
 A configuration is a detector name followed by the options of `predict` (common.landmarker.
 add_landmarker_args): --upright, --angles, --min-face, --min-confidence, --no-mirror, --rule.
@@ -38,6 +38,8 @@ add_landmarker_args): --upright, --angles, --min-face, --min-confidence, --no-mi
 mesh; at most --mediapipe-faces faces, default 20) to every part, in the same run, through
 benchmarks/peers.py (its own interpreter: build/mediapipe-venv from benchmarks/mediapipe_env.sh);
 its time is its own call's (BGR array -> landmarks, one core), without the passing of the photo.
+`--referee [PYTHON]` asks the same MediaPipe whether it sees a face where one of ours returned a
+false face (benchmarks/peers.sees_face, as wild.py does): the CUHK pieces hold real people.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.peers import MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python
+from benchmarks.peers import (MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python,
+                              sees_face)
 from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
@@ -543,6 +546,7 @@ def group_summary(photos: list[dict]) -> dict:
         "photos": len(photos), "faces": len(faces), "found": sum(f["found"] for f in faces),
         "found_pct": pct(sum(f["found"] for f in faces), len(faces)),
         "false_per_photo": mean(p["false"] for p in photos),
+        **unconfirmed(photos),
         "duplicates_per_photo": mean(p["duplicates"] for p in photos),
         "error": mean(f["error"] for f in faces if f["found"]),
         "by_roll": {f"{lo}-{hi}": recall([f for f in faces if lo <= abs(f["roll"]) < hi or (hi == 90 and abs(f["roll"]) == 90)])
@@ -555,8 +559,17 @@ def group_summary(photos: list[dict]) -> dict:
     }
 
 
+def unconfirmed(photos: list[dict]) -> dict:
+    """{"unconfirmed_per_photo": ...}: the false faces a photo the referee (--referee) does not
+    see as faces, from records that hold its count ("false_seen_by_referee"); else {}."""
+    if not photos or not all("false_seen_by_referee" in p for p in photos):
+        return {}
+    return {"unconfirmed_per_photo": mean(p["false"] - p["false_seen_by_referee"] for p in photos)}
+
+
 def noface_summary(photos: list[dict], sources: tuple[str, ...]) -> dict:
-    out = {"photos": len(photos), "false_per_photo": mean(p["false"] for p in photos), "by_source": {}}
+    out = {"photos": len(photos), "false_per_photo": mean(p["false"] for p in photos), **unconfirmed(photos),
+           "by_source": {}}
     for s in sources:
         sel = [p for p in photos if p["source"] == s]
         out["by_source"][s] = {"photos": len(sel), "false_per_photo": mean(p["false"] for p in sel),
@@ -579,6 +592,12 @@ def print_tables(configs: list[Config], speed: dict | None, group: dict, noface:
               f"{fmt(g and g['found_pct'], '.1f', 12)} {fmt(g and g['false_per_photo'], '.3f', 11)} "
               f"{fmt(g and g['duplicates_per_photo'], '.3f', 9)} {fmt(g and g['error'], '.2f', 5)} "
               f"{fmt(n and n['false_per_photo'], '.3f', 19)}")
+    for c in configs:
+        g, n = group.get(c.label) or {}, noface.get(c.label) or {}
+        if "unconfirmed_per_photo" in g or "unconfirmed_per_photo" in n:
+            print(f"  {c.label}: false faces a photo the referee (MediaPipe, on each one's upright surroundings) "
+                  f"does not see as faces: group {fmt(g.get('unconfirmed_per_photo'), '.3f', 0)}, "
+                  f"no-face {fmt(n.get('unconfirmed_per_photo'), '.3f', 0)}")
     if speed:
         h = speed["haar alone"]
         d = speed["decode_ms"]
@@ -664,6 +683,10 @@ def main(argv=None) -> int:
                          f"(default {rel(MEDIAPIPE_PYTHON)}, made by benchmarks/mediapipe_env.sh)")
     ap.add_argument("--mediapipe-faces", type=int, default=20, metavar="K",
                     help="FaceMesh's max_num_faces (default 20: every face of a group photo)")
+    ap.add_argument("--referee", nargs="?", const=MEDIAPIPE_PYTHON, type=Path, metavar="PYTHON",
+                    help="ask MediaPipe FaceMesh (this interpreter, default the one "
+                         "benchmarks/mediapipe_env.sh makes) whether it sees a face where a false "
+                         "face was returned: the background pieces hold real, unlabelled faces")
     ap.add_argument("--examples", type=Path,
                     help=f"draw photos with false faces or missed faces here (at most {EXAMPLES_PER_CONFIG} "
                          "per configuration)")
@@ -695,6 +718,16 @@ def main(argv=None) -> int:
             ap.error(str(exc))
         configs.append(Config(MEDIAPIPE_LABEL, {}))
         labels.append(MEDIAPIPE_LABEL)
+    referee = None
+    if args.referee is not None:
+        try:
+            referee = MediaPipePhotos(check_python(args.referee), max_faces=5)
+        except PeerUnavailable as exc:
+            ap.error(str(exc))
+
+    def refereed(rec: dict, image, false_faces, lm) -> None:
+        if referee is not None and not isinstance(lm, MediaPipePhotos):
+            rec["false_seen_by_referee"] = sum(sees_face(referee, image, f) for f in false_faces)
     from tqdm import tqdm
 
     backgrounds = Backgrounds(samples)
@@ -735,6 +768,7 @@ def main(argv=None) -> int:
             for c, lm in zip(configs, landmarkers):
                 faces, ms = call_ms(lm, photo.image)
                 rec = {"index": i, "ms": round(ms, 1), **score_group(photo, faces)}
+                refereed(rec, photo.image, [f for f in faces if not any(holds(f, t.points) for t in photo.faces)], lm)
                 group_recs[c.label].append(rec)
                 if rec["false"] or rec["duplicates"] or not all(f["found"] for f in rec["faces"]):
                     missed = sum(not f["found"] for f in rec["faces"])
@@ -754,8 +788,9 @@ def main(argv=None) -> int:
             photo = build_noface(i, backgrounds, skimage, args.seed)
             for c, lm in zip(configs, landmarkers):
                 faces = lm(photo.image)
-                noface_recs[c.label].append({"index": i, "source": photo.source, "what": photo.what,
-                                             "false": len(faces)})
+                rec = {"index": i, "source": photo.source, "what": photo.what, "false": len(faces)}
+                refereed(rec, photo.image, faces, lm)
+                noface_recs[c.label].append(rec)
                 if faces:
                     example(c, f"noface{i:03d}", photo.image, faces, [], f"no face #{i}: {photo.what}: {len(faces)} false")
     noface = {label: noface_summary(recs, sources) for label, recs in noface_recs.items() if recs}

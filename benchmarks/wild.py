@@ -513,21 +513,32 @@ def threshold_table(recs: list[dict], keeps,
     """From a run that kept every face (--min-confidence 0): per threshold t of the verifier
     (`keeps(confidence, score, t)`, the Landmarker's rule, sure-face rule included), the faces of
     FAR_FACE px and more found that it drops and the false faces it keeps (the choice of
-    common.landmarker.MIN_CONFIDENCE)."""
+    common.landmarker.MIN_CONFIDENCE); from a run with --referee also those of the false faces
+    kept that the referee does not see as faces ("unconfirmed_kept")."""
     real = [(r["confidence"], r["score"]) for r in recs if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
-    false = [(c, s) for r in recs for c, s in zip(r["false_confidences"], r["false_scores"])]
-    return [{"threshold": t, "faces_dropped": sum(not keeps(c, s, t) for c, s in real),
-             "false_kept": sum(bool(keeps(c, s, t)) for c, s in false), "faces": len(real), "false": len(false)}
-            for t in thresholds]
+    refereed = bool(recs) and all("false_referee" in r for r in recs)
+    false = [(c, s, seen) for r in recs
+             for c, s, seen in zip(r["false_confidences"], r["false_scores"],
+                                   r["false_referee"] if refereed else [None] * len(r["false_confidences"]))]
+    out = []
+    for t in thresholds:
+        row = {"threshold": t, "faces_dropped": sum(not keeps(c, s, t) for c, s in real),
+               "false_kept": sum(bool(keeps(c, s, t)) for c, s, _ in false), "faces": len(real), "false": len(false)}
+        if refereed:
+            row["unconfirmed_kept"] = sum(bool(keeps(c, s, t)) and not seen for c, s, seen in false)
+        out.append(row)
+    return out
 
 
 def print_thresholds(table: list[dict], photos: int) -> None:
     print(f"\n7. Verifier threshold, with the sure-face rule: of {table[0]['faces']} faces >= {FAR_FACE:g} px "
           f"found and {table[0]['false']} false faces over {photos} photos, those it drops and keeps")
-    print(f"{'threshold':>9} {'faces dropped':>13} {'false kept':>10} {'false/photo':>11}")
+    refereed = "unconfirmed_kept" in table[0]
+    print(f"{'threshold':>9} {'faces dropped':>13} {'false kept':>10} {'false/photo':>11}"
+          + (f" {'not confirmed by the referee':>28}" if refereed else ""))
     for row in table:
         print(f"{row['threshold']:>9g} {row['faces_dropped']:>13} {row['false_kept']:>10} "
-              f"{row['false_kept'] / photos:>11.4f}")
+              f"{row['false_kept'] / photos:>11.4f}" + (f" {row['unconfirmed_kept']:>28}" if refereed else ""))
 
 # --- main ---------------------------------------------------------------------------------
 def main() -> int:
@@ -611,8 +622,10 @@ def main() -> int:
         build_s += t1 - t0
         rec, best = score(photo, faces)
         if referee is not None:
-            rec["false_seen_by_referee"] = sum(sees_face(referee, photo.image, f) for f in faces
-                                               if not holds(f, photo.points))
+            # One flag per false face, in the order of false_confidences.
+            rec["false_referee"] = [bool(sees_face(referee, photo.image, f)) for f in faces
+                                    if not holds(f, photo.points)]
+            rec["false_seen_by_referee"] = sum(rec["false_referee"])
         rec = {"index": i, "source": rel(photo.source.image_path), "roll": photo.roll, "bucket": photo.bucket,
                "eye_roll": round(eye_roll(photo.points), 2),
                "size": round(photo.size, 2), "canvas": list(canvas), "degradations": photo.degradations,

@@ -110,6 +110,25 @@ def test_threshold_table_counts_what_each_threshold_drops_and_keeps():
     assert table == {0.2: (0, 3), 0.4: (0, 1), 0.6: (1, 0)}
     plain = lambda c, s, t: c >= t  # noqa: E731
     assert [r["faces_dropped"] for r in threshold_table(recs, plain, (0.2, 0.4))] == [0, 1]
+    assert "unconfirmed_kept" not in threshold_table(recs, plain, (0.2,))[0]
+    # With the referee's flags (one per false face): the false faces kept that it does not see.
+    for r, flags in zip(recs, ([True], [], [False, False])):
+        r["false_referee"] = flags
+    assert [r["unconfirmed_kept"] for r in threshold_table(recs, sure, (0.2, 0.4, 0.6))] == [2, 1, 0]
+
+
+def test_summaries_count_the_false_faces_the_referee_does_not_confirm():
+    """detection.py --referee: false faces a photo less those the referee sees as faces, in the
+    no-face and group summaries; no such figure without the referee."""
+    photos = [{"source": "backgrounds", "what": "pieces", "false": 2, "false_seen_by_referee": 1},
+              {"source": "synthetic", "what": "blobs", "false": 1, "false_seen_by_referee": 0},
+              {"source": "synthetic", "what": "noise", "false": 0, "false_seen_by_referee": 0},
+              {"source": "backgrounds", "what": "pieces", "false": 0, "false_seen_by_referee": 0}]
+    s = det.noface_summary(photos, ("backgrounds", "synthetic"))
+    assert s["false_per_photo"] == 0.75 and s["unconfirmed_per_photo"] == 0.5
+    for p in photos:
+        del p["false_seen_by_referee"]
+    assert "unconfirmed_per_photo" not in det.noface_summary(photos, ("backgrounds", "synthetic"))
 
 def test_noface_backgrounds_keep_clear_of_listed_faces(test_faces, backgrounds):
     """Every background piece of the no-face photos comes from outside its image's listed face
