@@ -66,8 +66,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.peers import (MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python,
-                              sees_face)
+from benchmarks.peers import (MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable,
+                              add_referee_argument, check_python, open_referee, sees_face)
 from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
@@ -683,10 +683,7 @@ def main(argv=None) -> int:
                          f"(default {rel(MEDIAPIPE_PYTHON)}, made by benchmarks/mediapipe_env.sh)")
     ap.add_argument("--mediapipe-faces", type=int, default=20, metavar="K",
                     help="FaceMesh's max_num_faces (default 20: every face of a group photo)")
-    ap.add_argument("--referee", nargs="?", const=MEDIAPIPE_PYTHON, type=Path, metavar="PYTHON",
-                    help="ask MediaPipe FaceMesh (this interpreter, default the one "
-                         "benchmarks/mediapipe_env.sh makes) whether it sees a face where a false "
-                         "face was returned: the background pieces hold real, unlabelled faces")
+    add_referee_argument(ap)
     ap.add_argument("--examples", type=Path,
                     help=f"draw photos with false faces or missed faces here (at most {EXAMPLES_PER_CONFIG} "
                          "per configuration)")
@@ -721,7 +718,7 @@ def main(argv=None) -> int:
     referee = None
     if args.referee is not None:
         try:
-            referee = MediaPipePhotos(check_python(args.referee), max_faces=5)
+            referee = open_referee(args.referee)
         except PeerUnavailable as exc:
             ap.error(str(exc))
 

@@ -106,6 +106,20 @@ class MediaPipePhotos:
 # face: a "false" face there may be a real one. MediaPipe, an independent system, is asked
 # whether it sees a face where one of ours matches no true face.
 REFEREE_SIDE, REFEREE_BOX = 256, 96   # the look: 256 px square, the face's box 96 px wide
+REFEREE_FACES = 5                     # FaceMesh's max_num_faces on a look
+
+
+def add_referee_argument(ap) -> None:
+    """--referee [PYTHON], as the benchmarks that count false faces take it."""
+    ap.add_argument("--referee", nargs="?", const=MEDIAPIPE_PYTHON, type=Path, metavar="PYTHON",
+                    help="ask MediaPipe FaceMesh (this interpreter, default the one "
+                         "benchmarks/mediapipe_env.sh makes) whether it sees a face where a false "
+                         "face was returned: the background pieces hold real, unlabelled faces")
+
+
+def open_referee(python: Path) -> MediaPipePhotos:
+    """The referee's worker (PeerUnavailable when `python` is missing)."""
+    return MediaPipePhotos(check_python(python), max_faces=REFEREE_FACES)
 
 
 def surroundings(image: np.ndarray, face: Face) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from benchmarks.peers import MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable, check_python, sees_face
+from benchmarks.peers import PeerUnavailable, add_referee_argument, open_referee, sees_face
 from common.box import Box
 from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import FaceSample, format_line, read_list
@@ -480,15 +480,26 @@ def print_tables(t: dict, checks_: list[dict]) -> None:
         print(f"{'PASS' if c['pass'] else 'FAIL'} {c['name']}: {c['detail']}")
 
 
+def verifier_cases(recs: list[dict]) -> tuple[list, list, bool]:
+    """What the verifier judged in a run that kept every face (--min-confidence 0): (confidence,
+    detector score) of each found face of FAR_FACE px and more; (confidence, score, whether the
+    referee saw a face there, None without it) of each false face; whether the run had a referee."""
+    real = [(r["confidence"], r["score"]) for r in recs if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
+    refereed = bool(recs) and all("false_referee" in r for r in recs)
+    false = [(c, s, seen) for r in recs
+             for c, s, seen in zip(r["false_confidences"], r["false_scores"],
+                                   r["false_referee"] if refereed else [None] * len(r["false_confidences"]))]
+    return real, false, refereed
+
+
 def sure_rule_table(recs: list[dict], least: float = 0.2, scores=(0.6, 0.7, 0.75, 0.8, 0.85, 0.9),
                     shares=(0.1, 0.15, 0.25, 0.35, 0.5, 0.75)) -> list[dict]:
     """From a run that kept every face (--min-confidence 0): for each rule "detector score >= s
     and confidence >= share x `least`" on top of "confidence >= least", the faces of FAR_FACE px
     and more it keeps that `least` alone drops, and the false faces it lets in (the choice of
     common.landmarker.SURE_SHARE and the detector's sure_score)."""
-    real = [(r["confidence"], r["score"]) for r in recs
-            if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
-    false = [(c, s) for r in recs for c, s in zip(r["false_confidences"], r["false_scores"])]
+    real, false, _ = verifier_cases(recs)
+    false = [(c, s) for c, s, _ in false]
     out = []
     for s in scores:
         for k in shares:
@@ -507,7 +518,6 @@ def print_sure_rule(table: list[dict], photos: int, least: float = 0.2) -> None:
         print(f"{s:>6g} " + " ".join(f"{cells[k]['faces_kept']:>4}/{cells[k]['false_let_in']:<4}" for k in shares))
 
 
-
 def threshold_table(recs: list[dict], keeps,
                     thresholds=(0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> list[dict]:
     """From a run that kept every face (--min-confidence 0): per threshold t of the verifier
@@ -515,11 +525,7 @@ def threshold_table(recs: list[dict], keeps,
     FAR_FACE px and more found that it drops and the false faces it keeps (the choice of
     common.landmarker.MIN_CONFIDENCE); from a run with --referee also those of the false faces
     kept that the referee does not see as faces ("unconfirmed_kept")."""
-    real = [(r["confidence"], r["score"]) for r in recs if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
-    refereed = bool(recs) and all("false_referee" in r for r in recs)
-    false = [(c, s, seen) for r in recs
-             for c, s, seen in zip(r["false_confidences"], r["false_scores"],
-                                   r["false_referee"] if refereed else [None] * len(r["false_confidences"]))]
+    real, false, refereed = verifier_cases(recs)
     out = []
     for t in thresholds:
         row = {"threshold": t, "faces_dropped": sum(not keeps(c, s, t) for c, s in real),
@@ -540,6 +546,7 @@ def print_thresholds(table: list[dict], photos: int) -> None:
         print(f"{row['threshold']:>9g} {row['faces_dropped']:>13} {row['false_kept']:>10} "
               f"{row['false_kept'] / photos:>11.4f}" + (f" {row['unconfirmed_kept']:>28}" if refereed else ""))
 
+
 # --- main ---------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -558,10 +565,7 @@ def main() -> int:
     ap.add_argument("--split", choices=("test", "train"), default="test",
                     help="the split whose faces and backgrounds are used (default test; train only "
                          "to fit on, e.g. the verifier's sure-face rule)")
-    ap.add_argument("--referee", nargs="?", const=MEDIAPIPE_PYTHON, type=Path, metavar="PYTHON",
-                    help="ask MediaPipe FaceMesh (its venv's python, default the one "
-                         "benchmarks/mediapipe_env.sh makes) whether it sees a face where a false "
-                         "face was returned: the background pieces hold real, unlabelled faces")
+    add_referee_argument(ap)
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write every photo's record and the tables here")
@@ -580,7 +584,7 @@ def main() -> int:
     referee = None
     if args.referee:
         try:
-            referee = MediaPipePhotos(check_python(args.referee), max_faces=5)
+            referee = open_referee(args.referee)
         except PeerUnavailable as exc:
             print(f"wild.py: {exc}", file=sys.stderr)
             return 2

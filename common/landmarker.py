@@ -359,8 +359,8 @@ def flat_eyes(grays, points: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """(N,) bool: whether the grey levels about a face's two eyes (points in its gray image)
     hardly vary (FLAT_EYES)."""
     half = np.maximum(2.0, EYE_PATCH * widths)
-    spread = np.array([patch_spread(g, p[:2], np.full(2, r)).mean() for g, p, r in zip(grays, points, half)])
-    return spread < FLAT_EYES if len(spread) else np.zeros(0, dtype=bool)
+    return np.array([patch_spread(g, p[:2], np.full(2, r)).mean() for g, p, r in zip(grays, points, half)],
+                    dtype=np.float64) < FLAT_EYES
 
 
 def one_per_face(faces: list[Face]) -> list[Face]:
