@@ -300,19 +300,20 @@ def holds(face, points: np.ndarray) -> bool:
 def score(photo: Photo, faces) -> tuple[dict, object]:
     """Found (a returned face's region holds the true eyes and nose), the closest such face's
     error (% of the true box width, per point and mean) and the false detections."""
-    best, best_err, hits, false_conf, false_score = None, None, 0, [], []
+    best, best_err, hits, false_conf, false_score, false_prob = None, None, 0, [], [], []
     for face in faces:
         if not holds(face, photo.points):
             if face.confidence is not None:
                 false_conf.append(round(float(face.confidence), 4))
             false_score.append(round(float(face.score), 4))
+            false_prob.append(None if face.face_probability is None else round(face.face_probability, 4))
             continue
         hits += 1
         err = np.linalg.norm(np.asarray(face.points) - photo.points, axis=1) / photo.size * 100.0
         if best_err is None or err.mean() < best_err.mean():
             best, best_err = face, err
     rec = {"found": best is not None, "faces_returned": len(faces), "false_faces": len(faces) - hits,
-           "false_confidences": false_conf, "false_scores": false_score}
+           "false_confidences": false_conf, "false_scores": false_score, "false_face_probabilities": false_prob}
     if best is not None:
         # Face.roll turns the photo upright, as does the eye-line roll of the truth (which is
         # about minus the roll given plus the source face's own lean of a few degrees).
@@ -324,6 +325,8 @@ def score(photo: Photo, faces) -> tuple[dict, object]:
         if best.confidence is not None:
             rec.update(confidence=round(float(best.confidence), 4),
                        point_confidence=[round(float(c), 4) for c in best.point_confidence])
+        if best.face_probability is not None:
+            rec["face_probability"] = round(best.face_probability, 4)
     return rec, best
 
 
@@ -482,13 +485,17 @@ def print_tables(t: dict, checks_: list[dict]) -> None:
 
 def verifier_cases(recs: list[dict]) -> tuple[list, list, bool]:
     """What the verifier judged in a run that kept every face (--min-confidence 0): (confidence,
-    detector score) of each found face of FAR_FACE px and more; (confidence, score, whether the
-    referee saw a face there, None without it) of each false face; whether the run had a referee."""
-    real = [(r["confidence"], r["score"]) for r in recs if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
+    detector score, second opinion or None) of each found face of FAR_FACE px and more;
+    (confidence, score, second opinion, whether the referee saw a face there, None without it)
+    of each false face; whether the run had a referee."""
+    real = [(r["confidence"], r["score"], r.get("face_probability")) for r in recs
+            if r["found"] and r["size"] >= FAR_FACE and "confidence" in r]
     refereed = bool(recs) and all("false_referee" in r for r in recs)
-    false = [(c, s, seen) for r in recs
-             for c, s, seen in zip(r["false_confidences"], r["false_scores"],
-                                   r["false_referee"] if refereed else [None] * len(r["false_confidences"]))]
+    false = []
+    for r in recs:
+        n = len(r["false_confidences"])
+        false += zip(r["false_confidences"], r["false_scores"], r.get("false_face_probabilities") or [None] * n,
+                     r["false_referee"] if refereed else [None] * n)
     return real, false, refereed
 
 
@@ -499,7 +506,7 @@ def sure_rule_table(recs: list[dict], least: float = 0.2, scores=(0.6, 0.7, 0.75
     and more it keeps that `least` alone drops, and the false faces it lets in (the choice of
     common.landmarker.SURE_SHARE and the detector's sure_score)."""
     real, false, _ = verifier_cases(recs)
-    false = [(c, s) for c, s, _ in false]
+    real, false = [(c, s) for c, s, _ in real], [(c, s) for c, s, _, _ in false]
     out = []
     for s in scores:
         for k in shares:
@@ -521,23 +528,25 @@ def print_sure_rule(table: list[dict], photos: int, least: float = 0.2) -> None:
 def threshold_table(recs: list[dict], keeps,
                     thresholds=(0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> list[dict]:
     """From a run that kept every face (--min-confidence 0): per threshold t of the verifier
-    (`keeps(confidence, score, t)`, the Landmarker's rule, sure-face rule included), the faces of
+    (`keeps(confidence, score, t, second opinion)`, the Landmarker's rule, sure-face rule and
+    second opinion included), the faces of
     FAR_FACE px and more found that it drops and the false faces it keeps (the choice of
     common.landmarker.MIN_CONFIDENCE); from a run with --referee also those of the false faces
     kept that the referee does not see as faces ("unconfirmed_kept")."""
     real, false, refereed = verifier_cases(recs)
     out = []
     for t in thresholds:
-        row = {"threshold": t, "faces_dropped": sum(not keeps(c, s, t) for c, s in real),
-               "false_kept": sum(bool(keeps(c, s, t)) for c, s, _ in false), "faces": len(real), "false": len(false)}
+        row = {"threshold": t, "faces_dropped": sum(not keeps(c, s, t, o) for c, s, o in real),
+               "false_kept": sum(bool(keeps(c, s, t, o)) for c, s, o, _ in false), "faces": len(real),
+               "false": len(false)}
         if refereed:
-            row["unconfirmed_kept"] = sum(bool(keeps(c, s, t)) and not seen for c, s, seen in false)
+            row["unconfirmed_kept"] = sum(bool(keeps(c, s, t, o)) and not seen for c, s, o, seen in false)
         out.append(row)
     return out
 
 
 def print_thresholds(table: list[dict], photos: int) -> None:
-    print(f"\n7. Verifier threshold, with the sure-face rule: of {table[0]['faces']} faces >= {FAR_FACE:g} px "
+    print(f"\n7. Verifier threshold, with the sure-face rule and the second opinion: of {table[0]['faces']} faces >= {FAR_FACE:g} px "
           f"found and {table[0]['false']} false faces over {photos} photos, those it drops and keeps")
     refereed = "unconfirmed_kept" in table[0]
     print(f"{'threshold':>9} {'faces dropped':>13} {'false kept':>10} {'false/photo':>11}"
@@ -656,7 +665,7 @@ def main() -> int:
     print_tables(t, c)
     if args.min_confidence == 0:
         print_sure_rule(sure_rule_table(recs, least=MIN_CONFIDENCE), n, least=MIN_CONFIDENCE)
-        print_thresholds(threshold_table(recs, lambda c, s, t: lm.keeps(c, s, min_confidence=t)), n)
+        print_thresholds(threshold_table(recs, lambda c, s, t, o: lm.keeps(c, s, t, o)), n)
     print(f"\nelapsed {elapsed:.0f} s ({build_s:.0f} s building photos, "
           f"{sum(r['ms'] for r in recs) / 1000:.0f} s in the landmarker)")
     if args.save_set:

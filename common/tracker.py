@@ -20,7 +20,8 @@ The full search runs again
 - when nothing is tracked, and after a cut (the frame, seen as a small grey thumbnail,
   correlates with the one before by less than CUT_CORRELATION): every track ends at a cut.
 Its faces are matched to the tracks by box overlap (or centre distance), so a track keeps its
-id; a face matching no track starts a new track with a new id. A track ends when the
+id; a face matching no track starts a new track with a new id, once it passes the photo path's
+whole verifier (its second opinion included: Landmarker.second_opinion). A track ends when the
 landmarker's verifier (Landmarker.keeps, the photo path's rule for dropping a face, at
 TRUSTED_SHARE of its threshold for a face once read at `search_below` or more) drops its face,
 when a search does not confirm a track whose confidence is below
@@ -259,7 +260,10 @@ class Tracker:
                     if max(again[2], result[2]) < self.search_below:
                         track.doubted_at = st.frame
             fresh = [found[j] for j in unmatched]
-            new_faces = [(r, res) for r, res in zip(fresh, self._judge(frame, fresh))]
+            judged = self._judge(frame, fresh)
+            # A new face passes the photo path's whole verifier, second opinion included.
+            opinions = self.landmarker.second_opinion(frame, fresh, [res[2] for res in judged])
+            new_faces = [(r, res, o) for r, res, o in zip(fresh, judged, opinions)]
 
         kept: list[tuple] = []   # (track, region looked in, (points, point conf, conf, level 1), new)
         for c in candidates:
@@ -271,8 +275,8 @@ class Tracker:
             if not self.landmarker.keeps(result[2], track.score, bar) or not (0 <= cx < w and 0 <= cy < h):
                 continue
             kept.append((track, region, result, False))
-        for region, result in new_faces:
-            if self.landmarker.keeps(result[2], region.detection.score):
+        for region, result, opinion in new_faces:
+            if self.landmarker.keeps(result[2], region.detection.score, opinion=opinion):
                 track = Track(st.next_id, result[0], region.detection.score, result[2])
                 if result[2] < self.search_below:
                     track.doubted_at = st.frame

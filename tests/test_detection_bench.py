@@ -105,16 +105,22 @@ def test_threshold_table_counts_what_each_threshold_drops_and_keeps():
     recs = [{"found": True, "size": 60.0, "confidence": 0.25, "score": 0.9, "false_confidences": [0.35], "false_scores": [0.5]},
             {"found": True, "size": 30.0, "confidence": 0.01, "score": 0.9, "false_confidences": [], "false_scores": []},
             {"found": False, "size": 90.0, "false_confidences": [0.15, 0.45], "false_scores": [0.99, 0.2]}]
-    sure = lambda c, s, t: c >= t or (s >= 0.85 and c >= 0.5 * t)  # noqa: E731
+    sure = lambda c, s, t, o: c >= t or (s >= 0.85 and c >= 0.5 * t)  # noqa: E731
     table = {r["threshold"]: (r["faces_dropped"], r["false_kept"]) for r in threshold_table(recs, sure, (0.2, 0.4, 0.6))}
     assert table == {0.2: (0, 3), 0.4: (0, 1), 0.6: (1, 0)}
-    plain = lambda c, s, t: c >= t  # noqa: E731
+    plain = lambda c, s, t, o: c >= t  # noqa: E731
     assert [r["faces_dropped"] for r in threshold_table(recs, plain, (0.2, 0.4))] == [0, 1]
     assert "unconfirmed_kept" not in threshold_table(recs, plain, (0.2,))[0]
     # With the referee's flags (one per false face): the false faces kept that it does not see.
     for r, flags in zip(recs, ([True], [], [False, False])):
         r["false_referee"] = flags
     assert [r["unconfirmed_kept"] for r in threshold_table(recs, sure, (0.2, 0.4, 0.6))] == [2, 1, 0]
+    # The second opinion reaches the rule, for found and false faces alike (None where not asked).
+    recs[0]["face_probability"] = 0.99
+    recs[2]["false_face_probabilities"] = [None, 0.1]
+    asked = lambda c, s, t, o: o >= 0.9 if o is not None else c >= t  # noqa: E731
+    table = {r["threshold"]: (r["faces_dropped"], r["false_kept"]) for r in threshold_table(recs, asked, (0.2, 0.6))}
+    assert table == {0.2: (0, 1), 0.6: (0, 0)}
 
 
 def test_summaries_count_the_false_faces_the_referee_does_not_confirm():

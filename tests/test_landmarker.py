@@ -180,6 +180,8 @@ def test_the_verifier_trusts_a_doubted_face_the_detector_is_sure_of(landmarkers,
             return points, point_conf, np.full_like(face_conf, read_at[0])
 
         monkeypatch.setattr(lm, "judge", judge)
+        # The second opinion out of the way (it would keep this face: the next test).
+        monkeypatch.setattr(lm, "second_opinion", lambda image, regions, conf, least=None: np.full(len(regions), np.nan))
         regions = lm.locate(image)
         assert len(regions) == 1
         score = regions[0].detection.score
@@ -197,6 +199,46 @@ def test_the_verifier_trusts_a_doubted_face_the_detector_is_sure_of(landmarkers,
     blaze = landmarkers["blaze"]
     assert blaze.keeps(0.31, 0.9, min_confidence=0.4) and not blaze.keeps(0.29, 0.9, min_confidence=0.4)
     assert blaze.keeps(0.4, 0.5, min_confidence=0.4) and blaze.keeps(0.0, 0.0, min_confidence=0.0)
+
+
+def test_the_second_opinion_keeps_a_doubted_face_and_drops_a_confident_non_face(landmarkers, monkeypatch):
+    """O-Net's second opinion, on real pixels: the test face read at a confidence the rule alone
+    drops (RESCUE_SHARE of the threshold, and a detector score below sure) is kept, O-Net
+    giving it RESCUE or more; a region on the background beside it, read as confidently as a
+    face, is dropped (O-Net below VETO); neither is asked when read at SECOND_OPINION_BELOW."""
+    from dataclasses import replace
+
+    from common.box import Box
+    from common.landmarker import MIN_CONFIDENCE, RESCUE, RESCUE_SHARE, SECOND_OPINION_BELOW, VETO
+    image = read(ONE_FACE)
+    lm = landmarkers["blaze"]
+    real_judge = lm.judge
+    read_at = [RESCUE_SHARE * MIN_CONFIDENCE + 0.001]
+
+    def judge(image, regions, mirror=None, first=None):
+        points, point_conf, face_conf = real_judge(image, regions, mirror, first)
+        return points, point_conf, np.full_like(face_conf, read_at[0])
+
+    monkeypatch.setattr(lm, "judge", judge)
+    (region,) = lm.locate(image)
+    region = replace(region, detection=replace(region.detection, score=0.6))
+    (face,) = lm.landmarks(image, [region])
+    assert face.face_probability >= RESCUE
+    read_at[0] = RESCUE_SHARE * MIN_CONFIDENCE - 0.001           # below the rescue's floor
+    assert lm.landmarks(image, [region]) == []
+    # A box half the face's size in the photo's top left corner: background, read as a face would be.
+    side = region.box.width / 2
+    aside = replace(region, box=Box(2.0, 2.0 + side, 2.0, 2.0 + side))
+    read_at[0] = 0.5
+    assert lm.second_opinion(image, [aside], [0.5])[0] < VETO
+    assert lm.landmarks(image, [aside]) == []
+    read_at[0] = SECOND_OPINION_BELOW
+    (kept,) = lm.landmarks(image, [aside])
+    assert kept.face_probability is None
+    # Every face is kept, and asked, at threshold 0 (the benchmarks' measuring runs).
+    read_at[0] = 0.01
+    (kept,) = lm.landmarks(image, [aside], min_confidence=0.0)
+    assert kept.face_probability < VETO
 
 
 

@@ -242,6 +242,23 @@ class ScriptedLandmarker:
             conf.append(self.read_at[name] if name in self.present else 0.05)
         return np.array(points), np.ones((len(regions), 5)), np.array(conf)
 
+    def second_opinion(self, frame, regions, confidences, min_confidence=None):
+        """Not asked, unless `opinions` names the face (O-Net's probability)."""
+        names = [min(self.boxes, key=lambda k: math.dist(self.boxes[k].center, r.box.center)) for r in regions]
+        return np.array([getattr(self, "opinions", {}).get(n, np.nan) for n in names], dtype=float)
+
+
+def test_a_new_face_the_second_opinion_vetoes_is_not_tracked():
+    """A face found by a search starts a track only past the photo path's whole verifier:
+    read above the threshold but vetoed by the second opinion, it is not followed."""
+    from common.landmarker import VETO
+    lm = ScriptedLandmarker()
+    frame = np.random.default_rng(0).integers(0, 256, (270, 360, 3), dtype=np.uint8)
+    assert len(Tracker(lm, smooth=False).update(frame)) == 2
+    lm.opinions = {"B": VETO - 0.01}
+    faces = Tracker(lm, smooth=False).update(frame)
+    assert len(faces) == 1 and faces[0].confidence == lm.read_at["A"]
+
 
 def test_a_doubted_face_found_by_every_search_does_not_have_every_frame_searched():
     """A background face read below search_below but found, doubted, by each search makes a
