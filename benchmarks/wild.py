@@ -529,10 +529,10 @@ def threshold_table(recs: list[dict], keeps,
                     thresholds=(0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> list[dict]:
     """From a run that kept every face (--min-confidence 0): per threshold t of the verifier
     (`keeps(confidence, score, t, second opinion)`, the Landmarker's rule, sure-face rule and
-    second opinion included), the faces of
-    FAR_FACE px and more found that it drops and the false faces it keeps (the choice of
-    common.landmarker.MIN_CONFIDENCE); from a run with --referee also those of the false faces
-    kept that the referee does not see as faces ("unconfirmed_kept")."""
+    second opinion included), the faces of FAR_FACE px and more found that it drops and the
+    false faces it keeps (the choice of common.landmarker.MIN_CONFIDENCE); from a run with
+    --referee also those of the false faces kept that the referee does not see as faces
+    ("unconfirmed_kept")."""
     real, false, refereed = verifier_cases(recs)
     out = []
     for t in thresholds:
@@ -546,8 +546,9 @@ def threshold_table(recs: list[dict], keeps,
 
 
 def print_thresholds(table: list[dict], photos: int) -> None:
-    print(f"\n7. Verifier threshold, with the sure-face rule and the second opinion: of {table[0]['faces']} faces >= {FAR_FACE:g} px "
-          f"found and {table[0]['false']} false faces over {photos} photos, those it drops and keeps")
+    print(f"\n7. Verifier threshold, with the sure-face rule and the second opinion: of {table[0]['faces']} "
+          f"faces >= {FAR_FACE:g} px found and {table[0]['false']} false faces over {photos} photos, those it "
+          "drops and keeps")
     refereed = "unconfirmed_kept" in table[0]
     print(f"{'threshold':>9} {'faces dropped':>13} {'false kept':>10} {'false/photo':>11}"
           + (f" {'not confirmed by the referee':>28}" if refereed else ""))
@@ -665,7 +666,7 @@ def main() -> int:
     print_tables(t, c)
     if args.min_confidence == 0:
         print_sure_rule(sure_rule_table(recs, least=MIN_CONFIDENCE), n, least=MIN_CONFIDENCE)
-        print_thresholds(threshold_table(recs, lambda c, s, t, o: lm.keeps(c, s, t, o)), n)
+        print_thresholds(threshold_table(recs, lm.keeps), n)
     print(f"\nelapsed {elapsed:.0f} s ({build_s:.0f} s building photos, "
           f"{sum(r['ms'] for r in recs) / 1000:.0f} s in the landmarker)")
     if args.save_set:

@@ -164,6 +164,12 @@ def halvings(image: np.ndarray, at_least: float) -> tuple[np.ndarray, float, flo
         k += 1
 
 
+def halving_to_photo(kx: float, ky: float) -> np.ndarray:
+    """3x3 matrix from the pixels of a copy shrunk kx, ky times (a level of `halvings`, or
+    `shrink_to`'s copy) to the photo's: pixel centres at integers, as cv2.resize maps them."""
+    return np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+
+
 def degraded(gray: np.ndarray, face_width: float, rng: np.random.Generator) -> np.ndarray:
     """A gray photo made harder for a face `face_width` pixels wide, one of: shrunk so the face
     is 24-48 px wide and blown up again (small faces), blurred, JPEG-compressed, noisy, or

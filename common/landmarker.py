@@ -36,7 +36,7 @@ from common.box import Box, scale_points
 from common.boxrule import BoxRule, load_rule, rule_path
 from common.detectors import (DEFAULT_DETECTOR, FALLBACK_DETECTOR, Detection, Detector, LooksAgain,
                               WeightsMissing, detector_names, load_detector)
-from common.image import checked_photo, halvings, patch_spread, photo_scope, to_gray
+from common.image import checked_photo, halving_to_photo, halvings, patch_spread, photo_scope, to_gray
 from common.netfiles import MODEL_HELP
 from common.nets import POINTS
 from common.orientation import DEFAULT_ANGLES, search
@@ -307,9 +307,11 @@ class Landmarker:
         if self._onet is None:
             from common.detectors.mtcnn import MTCNN
             self._onet = self.detector if isinstance(self.detector, MTCNN) else MTCNN()
+
         def squares(which, side):
             return [(*regions[i].box.center, side * max(regions[i].box.width, regions[i].box.height), regions[i].roll)
                     for i in which]
+
         out[asked] = self._onet.face_probability(image, squares(asked, SECOND_OPINION_SIDES[0]))
         # The wider square only where the first would rescue the face (the lower read counts).
         again = [i for i in asked if out[i] >= RESCUE]
@@ -478,7 +480,7 @@ def upright_chip(image: np.ndarray, box: Box, roll: float) -> tuple[np.ndarray, 
     # not sampled from its full pixels: less to read, and no pixels skipped over. A halving
     # down to CHIP_STRETCH below the copy's scale will do (the nets see 39 pixels of the box).
     source, kx, ky = halvings(image, scale / CHIP_STRETCH)
-    from_source = m @ np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+    from_source = m @ halving_to_photo(kx, ky)
     # Only the copy's footprint (and a pixel for the bilinear taps) is made gray and warped:
     # one channel, not three (a 300-pixel copy of a 640x480 frame and its grey: 0.79x the
     # time). Clipped to the photo, the footprint's edge is the photo's, so BORDER_REPLICATE

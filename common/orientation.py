@@ -14,7 +14,7 @@ import numpy as np
 
 from common.box import Box
 from common.detectors import TURNED_SEARCH, Detection, Detector
-from common.image import shrink_to
+from common.image import halving_to_photo, shrink_to
 from common.rotation import eye_roll, invert, rotate_image, transform
 
 # Rotations searched by the detectors that find upright faces only.
@@ -102,8 +102,7 @@ def search(detector: Detector, image: np.ndarray, angles: Sequence[float] = DEFA
         if turned not in copies:
             copies[turned] = shrink_to(image, max(1, int(max(h, w) * detector.work_scale(h, w, turned))), quick=True)
         small, kx, ky = copies[turned]
-        # Copy pixels -> photo pixels (pixel centres at integers, as cv2.resize maps them).
-        to_photo = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+        to_photo = halving_to_photo(kx, ky)   # copy pixels -> photo pixels
         min_face = detector.min_face(h, w, turned)
         rotated, m = rotate_image(small, angle)
         back = to_photo @ np.vstack([invert(m), [0.0, 0.0, 1.0]])

