@@ -18,8 +18,10 @@ add_landmarker_args): --upright, --angles, --min-face, --min-confidence, --no-mi
    The pasted discs never overlap: no face hides another. A face is found when a returned
    face's region holds its true eyes and nose (as in wild.py); a returned face that holds no
    true face is a false face, a second one on a face already found a duplicate.
-2. Photos with no face (--noface, default 200), in turn from: (a) canvases of face-free pieces
-   of CUHK test images (640x480); (b) the images that scikit-image's wheel ships (textures,
+2. Photos with no face (--noface, default 200), in turn from: (a) canvases of pieces of CUHK
+   test images (640x480) that hold no face: away from the listed one, and covering none that
+   YuNet finds (benchmarks/screen.py: the images hold other people, whom the group photos'
+   backgrounds keep); (b) the images that scikit-image's wheel ships (textures,
    a cat, coffee, a horse's silhouette, a rocket, a motorcycle in a garage, text, microscopy,
    ...; not the astronaut and the cameraman, which hold people, nor the coins, which bear
    heads), fetched once with `pip download` into ~/.cache/deep-landmark/ and read from the
@@ -68,6 +70,7 @@ import numpy as np
 
 from benchmarks.peers import (MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable,
                               add_referee_argument, check_python, open_referee, sees_face)
+from benchmarks.screen import OtherFaces, ScreenUnavailable
 from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
@@ -781,15 +784,25 @@ def main(argv=None) -> int:
         sources = noface_sources(skimage)
         if skimage:
             print(f"no-face images: {len(skimage)} from {wheel.name}")
-        for i in tqdm(range(args.noface), desc="no-face photos", unit="photo", dynamic_ncols=True):
-            photo = build_noface(i, backgrounds, skimage, args.seed)
-            for c, lm in zip(configs, landmarkers):
-                faces = lm(photo.image)
-                rec = {"index": i, "source": photo.source, "what": photo.what, "false": len(faces)}
-                refereed(rec, photo.image, faces, lm)
-                noface_recs[c.label].append(rec)
-                if faces:
-                    example(c, f"noface{i:03d}", photo.image, faces, [], f"no face #{i}: {photo.what}: {len(faces)} false")
+        try:
+            others = OtherFaces(test_list.parent)
+        except ScreenUnavailable as exc:
+            print(f"detection.py: {exc}", file=sys.stderr)
+            return 2
+        faceless = Backgrounds(samples, others)
+        try:
+            for i in tqdm(range(args.noface), desc="no-face photos", unit="photo", dynamic_ncols=True):
+                photo = build_noface(i, faceless, skimage, args.seed)
+                for c, lm in zip(configs, landmarkers):
+                    faces = lm(photo.image)
+                    rec = {"index": i, "source": photo.source, "what": photo.what, "false": len(faces)}
+                    refereed(rec, photo.image, faces, lm)
+                    noface_recs[c.label].append(rec)
+                    if faces:
+                        example(c, f"noface{i:03d}", photo.image, faces, [],
+                                f"no face #{i}: {photo.what}: {len(faces)} false")
+        finally:
+            others.save()
     noface = {label: noface_summary(recs, sources) for label, recs in noface_recs.items() if recs}
 
     print_tables(configs, speed, group, noface, sources)

@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from benchmarks.peers import PeerUnavailable, add_referee_argument, open_referee, sees_face
+from benchmarks.screen import covers
 from common.box import Box
 from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import FaceSample, format_line, read_list
@@ -100,12 +101,16 @@ class Photo:
 
 class Backgrounds:
     """Pieces of test images away from their listed face: strips left, right and below the
-    box widened by a margin, so that no (unlabelled) face lands in a background."""
+    box widened by a margin, so that the listed face does not land in a background. Other people
+    in the images may (the false faces in these benchmarks count them: --referee tells them
+    apart) unless `others` (benchmarks.screen.OtherFaces) is given: then no piece covers a face
+    it finds."""
     MARGIN = 0.3   # box widths/heights kept clear around the listed box
     MIN_SIDE = 24
 
-    def __init__(self, samples: list[FaceSample]):
+    def __init__(self, samples: list[FaceSample], others=None):
         self.samples = samples
+        self.others = others
 
     def strips(self, k: int) -> tuple[np.ndarray | None, list[tuple[int, int, int, int]]]:
         s = self.samples[k]
@@ -139,6 +144,9 @@ class Backgrounds:
             ww, wh = max(8, int(ww * frac)), max(8, int(wh * frac))
             ox = x0 + int(rng.integers(0, sw - ww + 1))
             oy = y0 + int(rng.integers(0, sh - wh + 1))
+            if self.others is not None and any(covers((ox, oy, ox + ww, oy + wh), b)
+                                               for b in self.others.boxes(self.samples[k], img)):
+                continue
             window = img[oy:oy + wh, ox:ox + ww]
             if log is not None:
                 log.append((k, (ox, oy, ox + window.shape[1], oy + window.shape[0])))

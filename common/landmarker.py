@@ -517,7 +517,7 @@ def add_landmarker_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--min-face", type=float, metavar="PX",
                     help="search faces down to PX pixels wide in photos of any size, whatever it "
                          "costs (blaze, mtcnn). Default: blaze 40 px, growing on photos over about "
-                         "1 megapixel (1920x1080: 58 px) and faster over 3.4 (4000x3000: 264 px) "
+                         "1.5 megapixels (1920x1080: 46 px) and faster over 2.1 (4000x3000: 266 px) "
                          "so a 12-megapixel photo costs about 1.2x a 640x480 one; mtcnn 24 upright "
                          "and 40 turned, growing over about 0.4 megapixels")
     ap.add_argument("--rule", help="box rule file (default: model/box_rule_<detector>.json)")

@@ -64,10 +64,11 @@ def test_smallest_face_grows_with_the_photo_unless_asked():
     det = load_detector("blaze")
     assert det.min_face(480, 640) == pytest.approx(40.0) == det.min_face(720, 1280)
     assert det.min_face(3000, 4000) > 100  # the finest level is capped
-    # Up to 3.4 megapixels the finest level holds 350,000 pixels; beyond, the budget falls in
-    # proportion, so a 12-megapixel photo's search costs about a 640x480 one's.
-    assert det.min_face(1080, 1920) == pytest.approx(24 * (1080 * 1920 / 350_000) ** 0.5)
-    assert det.min_face(3000, 4000) == pytest.approx(24 * 12e6 / (350_000 * 3.4e6) ** 0.5, rel=1e-6)
+    # Up to 2.1 megapixels the finest level holds 560,000 pixels (1920x1080: faces from 46 px);
+    # beyond, the budget falls in proportion, so a 12-megapixel photo's search costs about a
+    # 640x480 one's.
+    assert det.min_face(1080, 1920) == pytest.approx(24 * (1080 * 1920 / 560_000) ** 0.5) == pytest.approx(46.2, abs=0.1)
+    assert det.min_face(3000, 4000) == pytest.approx(24 * 12e6 / (560_000 * 2.1e6) ** 0.5, rel=1e-6)
     assert det.min_face(1944, 2592) < det.min_face(3000, 4000)
     everywhere = load_detector("blaze", min_face_everywhere=32)
     assert everywhere.min_face(3000, 4000) == pytest.approx(32.0)

@@ -221,3 +221,29 @@ def test_the_referee_looks_at_a_face_upright_and_counts_only_a_face_in_its_box(t
     beside = Face(Box.around(centre[0] - 250.0, centre[1], 60.0, height / 2), points - (250.0, 0.0), roll)
     assert not sees_face(lm, image, beside)
 
+
+
+def test_no_face_pieces_cover_none_of_the_people_yunet_finds(test_faces, sample_dir, tmp_path):
+    """benchmarks/screen.py: a test photo of a crowd (Fatmir_Limaj_0001: faces of 10-16 px
+    behind the listed one) holds faces YuNet finds; the screened pieces cover none of them,
+    where unscreened ones do; the boxes come back from the cache file in a new run."""
+    from benchmarks.screen import OtherFaces, covers
+    crowd = [s for s in test_faces if s.image_path.name == "Fatmir_Limaj_0001.jpg"]
+    others = OtherFaces(sample_dir, cache=tmp_path / "other-faces.json")
+    boxes = others.boxes(crowd[0])
+    assert len(boxes) >= 3
+    listed = crowd[0].box
+    assert all(not (listed.left <= (b[0] + b[2]) / 2 <= listed.right and listed.top <= (b[1] + b[3]) / 2 <= listed.bottom)
+               for b in boxes)
+
+    def windows(bg):
+        log = []
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            bg.piece(rng, det.Path(), 60, 60, log)
+        return [w for _, w in log]
+    assert any(covers(w, b) for w in windows(Backgrounds(crowd)) for b in boxes)
+    screened = windows(Backgrounds(crowd, others))
+    assert screened and not any(covers(w, b) for w in screened for b in boxes)
+    others.save()
+    assert OtherFaces(sample_dir, cache=tmp_path / "other-faces.json").boxes(crowd[0]) == boxes

@@ -61,13 +61,17 @@ class BlazeSettings:
     # Smallest face searched (photo pixels, BlazeFace box width, about 1.15x the CUHK box) ...
     min_face: float = 40.0
     # ... unless the finest level would exceed this many pixels: on larger photos the smallest
-    # face searched grows with the photo (1280x720: 40 px; 1920x1080: 58; 2048x1536: 72) ...
-    max_pixels: int = 350_000
+    # face searched grows with the photo (1280x720: 40 px; 1920x1080: 46; 2048x1536: 70) ...
+    max_pixels: int = 560_000
     # ... and on photos of more pixels than this, that budget shrinks in proportion (4000x3000:
-    # 99,000 pixels, faces from 264 px, about a 640x480 photo's 110,592): a 12-megapixel photo
+    # 98,000 pixels, faces from 266 px, about a 640x480 photo's 110,592): a 12-megapixel photo
     # then costs about 1.2x a 640x480 one, not 3x (benchmarks/detection.py, with the shared
     # halvings of common.image). --min-face searches smaller faces at any size, at their cost.
-    full_detail_pixels: int = 3_400_000
+    # Chosen on the TRAINING split's 1,500 photos of 1920x1080 (benchmarks/wild.py --split train
+    # --faces 3000 --seed 1, a /tmp script, 2026-12-02): with 350,000 and 3,400,000 (58 px
+    # there) 12 of 1,223 faces of 40 px and more were missed, 5 of them at 90 degrees; with
+    # these, 2; false faces 0.022 -> 0.024 a photo, time 1.4x on that size, none elsewhere.
+    full_detail_pixels: int = 2_100_000
     # The net's score to keep a face. 0.35 finds more small and dark faces (benchmarks/
     # detection.py group photos: 96.1 -> 98.1%) but proposes 3x as many false ones, which the
     # verifier lets through more often (photos with no face: 0.010 -> 0.025 a photo) and which
