@@ -141,7 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-mirror", dest="mirror", action="store_false",
                    help="no test-time mirroring (the paper's cascade; common.cascade)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
-    p.add_argument("--hist", type=Path, help="histogram PNG (default result/level<L>_<list>.png)")
+    p.add_argument("--hist", type=Path, help="histogram PNG (default result/level<L>_<list>.png; with "
+                                            "--boxes detector, result/level<L>_<list>_<detector>_boxes.png)")
     args = p.parse_args(argv)
     log_to_console()
     try:
@@ -159,6 +160,8 @@ def main(argv=None) -> int:
     print(f"{n} faces of {list_path}{found}, {args.boxes} boxes, levels 1-{args.level}, {mirrored}, {secs:.1f} s")
     print(table(result.summaries))
     stem = Path(list_path).stem.replace("ImageList", "")
+    # Detector boxes get their own file: the listed boxes' histogram is a committed result.
+    stem += "" if args.boxes == "list" else f"_{args.detector}_boxes"
     hist = args.hist or RESULT_DIR / f"level{args.level}_{stem}.png"
     histogram(result.errors[str(args.level)], hist, f"level {args.level} on {Path(list_path).name} ({n} faces)")
     print(f"histograms: {rel(hist)}")
