@@ -724,6 +724,12 @@ def main(argv=None) -> int:
             referee = open_referee(args.referee)
         except PeerUnavailable as exc:
             ap.error(str(exc))
+    others = None
+    if args.noface:
+        try:
+            others = OtherFaces(test_list.parent)
+        except ScreenUnavailable as exc:
+            ap.error(str(exc))
 
     def refereed(rec: dict, image, false_faces, lm) -> None:
         if referee is not None and not isinstance(lm, MediaPipePhotos):
@@ -784,11 +790,6 @@ def main(argv=None) -> int:
         sources = noface_sources(skimage)
         if skimage:
             print(f"no-face images: {len(skimage)} from {wheel.name}")
-        try:
-            others = OtherFaces(test_list.parent)
-        except ScreenUnavailable as exc:
-            print(f"detection.py: {exc}", file=sys.stderr)
-            return 2
         faceless = Backgrounds(samples, others)
         try:
             for i in tqdm(range(args.noface), desc="no-face photos", unit="photo", dynamic_ncols=True):

@@ -4,6 +4,7 @@ Landmarker as a stand-in for MediaPipe)."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -247,3 +248,10 @@ def test_no_face_pieces_cover_none_of_the_people_yunet_finds(test_faces, sample_
     assert screened and not any(covers(w, b) for w in screened for b in boxes)
     others.save()
     assert OtherFaces(sample_dir, cache=tmp_path / "other-faces.json").boxes(crowd[0]) == boxes
+
+
+def test_screen_without_yuface_says_what_to_run(sample_dir, tmp_path, monkeypatch):
+    from benchmarks.screen import OtherFaces, ScreenUnavailable
+    monkeypatch.setitem(sys.modules, "yuface", None)   # its import fails
+    with pytest.raises(ScreenUnavailable, match="yuface==2023.5.1 is not installed; run scripts/setup.sh"):
+        OtherFaces(sample_dir, cache=tmp_path / "other-faces.json")
