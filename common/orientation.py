@@ -73,8 +73,11 @@ def _best_of(group: Sequence[Detection]) -> Detection:
     scores are all 1)."""
     def evidence(d: Detection) -> float:
         return sum(_log_odds(e.score) for e in group if _angle_apart(roll_of(d), roll_of(e)) <= AGREE)
-    return max(group, key=lambda d: (round(evidence(d), 3), -_angle_apart(d.angle, roll_of(d)), d.score,
-                                     -d.box.width * d.box.height))
+    several_searches = len({d.angle for d in group}) > 1   # (BlazeFace's are all from one)
+
+    def off_upright(d: Detection) -> float:
+        return _angle_apart(d.angle, roll_of(d)) if several_searches else 0.0
+    return max(group, key=lambda d: (round(evidence(d), 3), -off_upright(d), d.score, -d.box.width * d.box.height))
 
 
 def _log_odds(score: float) -> float:

@@ -334,7 +334,8 @@ def test_one_face_seen_by_several_searches_keeps_the_nearest_searchs_detection()
     the one turned by 45 degrees, which boxes it wider and scores it higher: the upright
     search's detection is kept (the box rule is fitted on such boxes; with the 45-degree box
     MTCNN's face on a 4000x3000 photo fell to the verifier's veto). A face rolled by -40 keeps
-    the -45 search's; searches that disagree on the roll are still weighed by their scores."""
+    the -45 search's; searches that disagree on the roll are still weighed by their scores, and
+    detections from one search by their scores alone."""
     from common.detectors import Detection
     from common.orientation import merge
 
@@ -349,6 +350,9 @@ def test_one_face_seen_by_several_searches_keeps_the_nearest_searchs_detection()
     # A search that reads the face the wrong way round is outvoted, nearest or not.
     wrong = seen(90.0, 85.0, 150, 0.98)
     assert merge([wrong, upright, turned]) == [upright]
+    # Detections of one search (BlazeFace's: it finds faces at every roll) keep the score's order.
+    tilted, straight = seen(0.0, 14.0, 36, 0.8), seen(0.0, 1.0, 120, 0.65)
+    assert merge([straight, tilted]) == [tilted]
 
 
 def test_face_json_corners_and_scaling():
