@@ -70,7 +70,7 @@ import numpy as np
 
 from benchmarks.peers import (MEDIAPIPE_LABEL, MEDIAPIPE_PYTHON, MediaPipePhotos, PeerUnavailable,
                               add_referee_argument, check_python, open_referee, sees_face)
-from benchmarks.screen import OtherFaces, ScreenUnavailable
+from benchmarks.screen import open_screen
 from benchmarks.wild import DEFAULT_DATA, Backgrounds, fmt, holds, patch_side, paste_face, pct, read_split
 from common.listfile import FaceSample
 from common.paths import DATA_ENV, rel
@@ -724,12 +724,7 @@ def main(argv=None) -> int:
             referee = open_referee(args.referee)
         except PeerUnavailable as exc:
             ap.error(str(exc))
-    others = None
-    if args.noface:
-        try:
-            others = OtherFaces(test_list.parent)
-        except ScreenUnavailable as exc:
-            ap.error(str(exc))
+    others = open_screen(ap, test_list.parent) if args.noface else None
 
     def refereed(rec: dict, image, false_faces, lm) -> None:
         if referee is not None and not isinstance(lm, MediaPipePhotos):

@@ -34,6 +34,15 @@ class ScreenUnavailable(Exception):
     """yuface is not installed; the message says what to run."""
 
 
+def open_screen(ap, data_root: Path) -> "OtherFaces":
+    """OtherFaces for a benchmark's command line: an argparse error, saying what to run, when
+    yuface is not installed."""
+    try:
+        return OtherFaces(data_root)
+    except ScreenUnavailable as exc:
+        ap.error(str(exc))
+
+
 class OtherFaces:
     """The boxes (left, top, right, bottom, in image pixels) of the faces in a sample's image
     other than its listed one."""

@@ -4,7 +4,7 @@ cascade) by roll, face size, canvas size and degradation.
 
     .venv/bin/python benchmarks/wild.py [--faces 600] [--detector mtcnn] [--angles 0 45 -45 90 -90]
         [--model DIR] [--data DIR] [--seed 0] [--json FILE] [--examples DIR] [--save-set DIR]
-        [--min-confidence P] [--split train] [--referee [PYTHON]]
+        [--min-confidence P] [--split train] [--referee [PYTHON]] [--screen]
 
 Only test-split faces are used (never the training list) unless `--split train` asks for the
 training split's (to fit on: with --min-confidence 0 it prints the tables the verifier's
@@ -13,8 +13,9 @@ Each synthetic photo holds one of them, chosen evenly over the list: its square 
 widths) rotated by a roll of 0/15/30/45/60/90 degrees (equal counts, random sign; positive =
 counter-clockwise as shown), scaled to a box width drawn log-uniformly from 24 to 400 px (at
 most 280 on 640x480), pasted through a feathered round mask onto a 640x480 or 1920x1080 canvas
-tiled with pieces of other test images that hold no listed face; then each of blur, darkening
-and JPEG re-encoding with probability 0.2. A face is found when a returned face's region holds
+tiled with pieces of other test images that hold no listed face (nor, with --screen, any face
+YuNet finds: benchmarks/screen.py); then each of blur, darkening and JPEG re-encoding with
+probability 0.2. A face is found when a returned face's region holds
 the true eyes and nose; its error is the distance to the truth over the true box width (%), as
 elsewhere in the project; the JSON keeps its confidence and those of the false faces
 (common.confidence --report --wild).
@@ -38,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from benchmarks.peers import PeerUnavailable, add_referee_argument, open_referee, sees_face
-from benchmarks.screen import covers
+from benchmarks.screen import covers, open_screen
 from common.box import Box
 from common.detectors import DEFAULT_DETECTOR, detector_names
 from common.listfile import FaceSample, format_line, read_list
@@ -584,6 +585,10 @@ def main() -> int:
                     help="the split whose faces and backgrounds are used (default test; train only "
                          "to fit on, e.g. the verifier's sure-face rule)")
     add_referee_argument(ap)
+    ap.add_argument("--screen", action="store_true",
+                    help="cut the backgrounds from no piece that covers a face YuNet finds in the "
+                         "CUHK photos (benchmarks/screen.py), so that a false face is no face at all; "
+                         "other photos than without it")
     ap.add_argument("--data", help=f"CUHK data folder (default: ${DATA_ENV}, else {rel(DEFAULT_DATA)})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write every photo's record and the tables here")
@@ -618,7 +623,8 @@ def main() -> int:
 
     n = min(args.faces, len(samples))
     chosen = [samples[int(i)] for i in np.round(np.linspace(0, len(samples) - 1, n)).astype(int)]
-    backgrounds = Backgrounds(samples)
+    others = open_screen(ap, test_list.parent) if args.screen else None
+    backgrounds = Backgrounds(samples, others)
     photos_plan = plan(n, args.seed)
     show = example_indices(n) if args.examples else set()
     misses_left = 4
@@ -630,7 +636,8 @@ def main() -> int:
 
     print(f"{n} synthetic photos from {rel(test_list)}; detector {args.detector} {lm.detector.settings()}, angles "
           f"{' '.join(f'{a:g}' for a in lm.angles)}; model {rel(lm.cascade.model_root)} "
-          f"(level {lm.cascade.levels}); seed {args.seed}", flush=True)
+          f"(level {lm.cascade.levels}); seed {args.seed}" + ("; backgrounds screened" if args.screen else ""),
+          flush=True)
     recs = []
     start = time.perf_counter()
     build_s = 0.0
@@ -668,6 +675,8 @@ def main() -> int:
             list_lines.append(format_line(FaceSample(path, photo.upright_box, photo.points), args.save_set))
             meta.append({k: rec[k] for k in ("index", "source", "roll", "size", "canvas", "degradations")})
     elapsed = time.perf_counter() - start
+    if others is not None:
+        others.save()
 
     t = tables(recs)
     c = checks(t)
@@ -689,7 +698,7 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "settings": {"faces": n, "detector": args.detector, "angles": list(lm.angles), "seed": args.seed,
                          "model": rel(lm.cascade.model_root), "levels": lm.cascade.levels,
-                         "data": rel(test_list), "elapsed_s": round(elapsed, 1)},
+                         "data": rel(test_list), "screen": args.screen, "elapsed_s": round(elapsed, 1)},
             "tables": t, "checks": c, "photos": recs}, indent=1))
         print(f"results written to {args.json}")
     return 0

@@ -1,8 +1,10 @@
 """benchmarks/detection.py's photo builders and scoring, on the committed sample's test faces
 (no detector is measured here: the benchmark itself does; the referee's test runs the
-Landmarker as a stand-in for MediaPipe)."""
+Landmarker as a stand-in for MediaPipe), and the screen of their backgrounds (benchmarks/
+screen.py; wild.py --screen run end to end on four photos)."""
 from __future__ import annotations
 
+import json
 import math
 import sys
 
@@ -14,6 +16,7 @@ from benchmarks.wild import Backgrounds
 from common.box import Box
 from common.landmarker import Face
 from common.rotation import eye_roll
+from conftest import run_module
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +258,17 @@ def test_screen_without_yuface_says_what_to_run(sample_dir, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "yuface", None)   # its import fails
     with pytest.raises(ScreenUnavailable, match="yuface==2023.5.1 is not installed; run scripts/setup.sh"):
         OtherFaces(sample_dir, cache=tmp_path / "other-faces.json")
+
+
+def test_wild_with_screened_backgrounds_runs_and_keeps_its_screen(sample_dir, tmp_path):
+    """benchmarks/wild.py --screen on the committed sample: the run says its backgrounds are
+    screened, records it, and leaves the screened images in the cache (under HOME)."""
+    out = tmp_path / "wild.json"
+    proc = run_module("benchmarks.wild", "--faces", 4, "--screen", "--data", sample_dir, "--json", out,
+                      env={"HOME": str(tmp_path)})
+    assert "backgrounds screened" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["settings"]["screen"] is True and len(result["photos"]) == 4
+    cache = tmp_path / ".cache" / "deep-landmark" / "other-faces-yuface-2023.5.1.json"
+    screened = json.loads(cache.read_text())
+    assert screened and all(not key.startswith("/") for key in screened)
