@@ -1,6 +1,7 @@
 """Faces that the CUHK list does not name: each test image holds one listed face, but many hold
 more people (crowds, a child under a hat, a face cut by the photo's edge). benchmarks/
-detection.py's photos with no face take no background piece that overlaps one of them.
+detection.py's photos with no face (and wild.py's photos with --screen) take no background
+piece that covers one of them.
 
 They are found by YuNet (libfacedetection's Python package `yuface`, BSD-3, pinned in
 requirements.txt): a detector trained apart from every net on the photo path, so the screen
@@ -105,8 +106,10 @@ def detect(img) -> list[tuple[float, float, float, float]]:
 
 def unlisted(found, listed) -> list[tuple[float, float, float, float]]:
     """The found boxes whose centre lies outside the listed face's box."""
-    return [tuple(round(v, 1) for v in b) for b in found
-            if not (listed.left <= (b[0] + b[2]) / 2 <= listed.right and listed.top <= (b[1] + b[3]) / 2 <= listed.bottom)]
+    def inside(b) -> bool:
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        return listed.left <= cx <= listed.right and listed.top <= cy <= listed.bottom
+    return [tuple(round(v, 1) for v in b) for b in found if not inside(b)]
 
 
 def covers(window: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
