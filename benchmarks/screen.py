@@ -18,6 +18,8 @@ from pathlib import Path
 
 import cv2
 
+from common.box import Box
+
 PINNED = "yuface==2023.5.1"
 CACHE = Path.home() / ".cache" / "deep-landmark" / f"other-faces-{PINNED.replace('==', '-')}.json"
 # YuNet's score (0..1) to count a face: low, so that a half-hidden or blurred face counts too
@@ -45,15 +47,15 @@ def open_screen(ap, data_root: Path) -> "OtherFaces":
 
 
 class OtherFaces:
-    """The boxes (left, top, right, bottom, in image pixels) of the faces in a sample's image
-    other than its listed one."""
+    """The boxes (in image pixels) of the faces in a sample's image other than its listed one;
+    the cache keeps each as [left, top, right, bottom]."""
 
     def __init__(self, data_root: Path, cache: Path = CACHE):
         try:
             import yuface  # noqa: F401  (checked here, used in boxes)
         except ImportError:
             raise ScreenUnavailable(f"{PINNED} is not installed; run scripts/setup.sh") from None
-        self.data_root = Path(data_root)
+        self.data_root = Path(data_root).resolve()
         self.cache = cache
         self._boxes: dict[str, list] = {}
         self._new = 0
@@ -65,11 +67,11 @@ class OtherFaces:
 
     def key(self, sample) -> str:
         try:
-            return Path(sample.image_path).resolve().relative_to(self.data_root.resolve()).as_posix()
+            return Path(sample.image_path).resolve().relative_to(self.data_root).as_posix()
         except ValueError:
             return str(Path(sample.image_path).resolve())
 
-    def boxes(self, sample, image=None) -> list[tuple[float, float, float, float]]:
+    def boxes(self, sample, image=None) -> list[Box]:
         """Unlisted faces in `sample`'s image (`image`: the image when already read)."""
         key = self.key(sample)
         if key not in self._boxes:
@@ -78,7 +80,7 @@ class OtherFaces:
             self._new += 1
             if self._new % 100 == 0:
                 self.save()
-        return [tuple(b) for b in self._boxes[key]]
+        return [Box(left, right, top, bottom) for left, top, right, bottom in self._boxes[key]]
 
     def save(self) -> None:
         """Writes what was screened so far (a run cut short keeps it)."""
@@ -90,9 +92,8 @@ class OtherFaces:
         os.replace(tmp, self.cache)
 
 
-def detect(img) -> list[tuple[float, float, float, float]]:
-    """YuNet's faces in a BGR image as (left, top, right, bottom), at its size and, when small,
-    at twice it."""
+def detect(img) -> list[Box]:
+    """YuNet's faces in a BGR image, at its size and, when small, at twice it."""
     import yuface
     found = []
     for k in ((1.0, 2.0) if max(img.shape[:2]) <= ENLARGE_BELOW else (1.0,)):
@@ -100,21 +101,19 @@ def detect(img) -> list[tuple[float, float, float, float]]:
         with warnings.catch_warnings():   # it warns above 960 px; the enlarged copy stays below
             warnings.simplefilter("ignore")
             _, xywh, _ = yuface.detect(big, SCORE)
-        found += [(x / k, y / k, (x + w) / k, (y + h) / k) for x, y, w, h in xywh.astype(float)]
+        found += [Box.from_xywh(x, y, w, h, 1 / k, 1 / k)
+                  for x, y, w, h in xywh.astype(float) if w > 0 and h > 0]
     return found
 
 
-def unlisted(found, listed) -> list[tuple[float, float, float, float]]:
-    """The found boxes whose centre lies outside the listed face's box."""
-    def inside(b) -> bool:
-        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+def unlisted(found: list[Box], listed: Box) -> list[list[float]]:
+    """The found boxes whose centre lies outside the listed face's box, as the cache keeps them."""
+    def inside(b: Box) -> bool:
+        cx, cy = b.center
         return listed.left <= cx <= listed.right and listed.top <= cy <= listed.bottom
-    return [tuple(round(v, 1) for v in b) for b in found if not inside(b)]
+    return [[round(v, 1) for v in (b.left, b.top, b.right, b.bottom)] for b in found if not inside(b)]
 
 
-def covers(window: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
-    """Whether `window` (left, top, right, bottom) holds COVER or more of `box`'s area."""
-    iw = min(window[2], box[2]) - max(window[0], box[0])
-    ih = min(window[3], box[3]) - max(window[1], box[1])
-    area = max(box[2] - box[0], 1e-6) * max(box[3] - box[1], 1e-6)
-    return iw > 0 and ih > 0 and iw * ih >= COVER * area
+def covers(window: Box, face: Box) -> bool:
+    """Whether `window` holds COVER or more of `face`'s area."""
+    return window.overlap(face) >= COVER * face.width * face.height

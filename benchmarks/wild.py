@@ -145,7 +145,7 @@ class Backgrounds:
             ww, wh = max(8, int(ww * frac)), max(8, int(wh * frac))
             ox = x0 + int(rng.integers(0, sw - ww + 1))
             oy = y0 + int(rng.integers(0, sh - wh + 1))
-            if self.others is not None and any(covers((ox, oy, ox + ww, oy + wh), b)
+            if self.others is not None and any(covers(Box(ox, ox + ww, oy, oy + wh), b)
                                                for b in self.others.boxes(self.samples[k], img)):
                 continue
             window = img[oy:oy + wh, ox:ox + ww]

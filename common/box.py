@@ -76,12 +76,16 @@ class Box:
     def as_tuple(self) -> tuple[float, float, float, float]:
         return (self.left, self.right, self.top, self.bottom)
 
-    def iou(self, other: "Box") -> float:
+    def overlap(self, other: "Box") -> float:
+        """The area this box shares with `other` (0 when they do not meet)."""
         iw = min(self.right, other.right) - max(self.left, other.left)
         ih = min(self.bottom, other.bottom) - max(self.top, other.top)
-        if iw <= 0 or ih <= 0:
+        return iw * ih if iw > 0 and ih > 0 else 0.0
+
+    def iou(self, other: "Box") -> float:
+        inter = self.overlap(other)
+        if inter == 0.0:
             return 0.0
-        inter = iw * ih
         return inter / (self.width * self.height + other.width * other.height - inter)
 
     # --- derived boxes ------------------------------------------------------------------

@@ -44,10 +44,8 @@ def same_face(a: Detection, b: Detection, limit: float = MERGE_IOU) -> bool:
     size = min(a.box.width, a.box.height, b.box.width, b.box.height)
     if a.box.iou(b.box) > limit or math.hypot(ax - bx, ay - by) < 0.5 * size:
         return True
-    iw = min(a.box.right, b.box.right) - max(a.box.left, b.box.left)
-    ih = min(a.box.bottom, b.box.bottom) - max(a.box.top, b.box.top)
     smaller = min(a.box.width * a.box.height, b.box.width * b.box.height)
-    return iw > 0 and ih > 0 and iw * ih > INSIDE * smaller
+    return a.box.overlap(b.box) > INSIDE * smaller
 
 
 def roll_of(det: Detection) -> float:

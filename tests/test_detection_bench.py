@@ -237,7 +237,7 @@ def test_no_face_pieces_cover_none_of_the_people_yunet_finds(test_faces, sample_
     boxes = others.boxes(crowd[0])
     assert len(boxes) >= 3
     listed = crowd[0].box
-    assert all(not (listed.left <= (b[0] + b[2]) / 2 <= listed.right and listed.top <= (b[1] + b[3]) / 2 <= listed.bottom)
+    assert all(not (listed.left <= b.center[0] <= listed.right and listed.top <= b.center[1] <= listed.bottom)
                for b in boxes)
 
     def windows(bg):
@@ -245,7 +245,7 @@ def test_no_face_pieces_cover_none_of_the_people_yunet_finds(test_faces, sample_
         rng = np.random.default_rng(0)
         for _ in range(40):
             bg.piece(rng, det.Path(), 60, 60, log)
-        return [w for _, w in log]
+        return [Box(left, right, top, bottom) for _, (left, top, right, bottom) in log]
     assert any(covers(w, b) for w in windows(Backgrounds(crowd)) for b in boxes)
     screened = windows(Backgrounds(crowd, others))
     assert screened and not any(covers(w, b) for w in screened for b in boxes)
