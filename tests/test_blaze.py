@@ -227,3 +227,33 @@ def test_a_face_on_its_side_read_upside_down_is_turned_over(blaze_landmarker, mo
     monkeypatch.setattr(landmarker, "FLIP_ROLL", 360.0)
     lost = lm.landmarks(img, [wrong])
     assert not lost or mean_error(lost[0].points, truth, listed(ONE_FACE).box) > 0.1
+
+
+def test_the_half_turn_is_looked_at_only_where_a_quarter_turn_saw_a_face(blaze_landmarker, monkeypatch):
+    """A face read upside down (its detection turned half round): the quarter turns see the face
+    (BlazeFace finds faces at every roll), so the half turn is looked at too, and the face is
+    read right. At the same place on a photo with no face the quarter turns see nothing, and
+    the half turn is not looked at (Landmarker._second_look)."""
+    lm = blaze_landmarker
+    looked: list[float] = []
+    look_again = type(lm.detector).look_again
+
+    def counted(self, image, det, turn):
+        looked.append(turn)
+        return look_again(self, image, det, turn)
+    monkeypatch.setattr(type(lm.detector), "look_again", counted)
+
+    img, truth = rolled(ONE_FACE, 0)
+    with photo_scope(img):
+        upside_down = lm.region(lm.locate(img)[0].detection.turned(180.0))
+        faces = lm.landmarks(img, [upside_down])
+    assert looked == [90.0, -90.0, 180.0]
+    assert len(faces) == 1 and faces[0].confidence > 0.5
+    assert mean_error(faces[0].points, truth, listed(ONE_FACE).box) < 0.03
+
+    looked.clear()
+    blank = no_face()
+    with photo_scope(blank):
+        nothing = lm.region(lm.locate(img)[0].detection)   # the face's place, on a faceless photo
+        assert lm.landmarks(blank, [nothing]) == []
+    assert looked == [90.0, -90.0]
