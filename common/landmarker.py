@@ -320,9 +320,10 @@ class Landmarker:
         return out
 
     def _second_look(self, image, regions: list[Region], points, point_conf, face_conf) -> None:
-        """Regions the cascade doubts (confidence below DOUBT) looked at again a quarter and a
-        half turn away: a detector's points can read a face lying on its side as upright
-        (BlazeFace does for about a third of faces rolled by 90 degrees). A doubted face rolled
+        """Regions the cascade doubts (confidence below DOUBT) looked at again a quarter turn
+        either way and (where a quarter turn saw a face) a half turn away: a detector's points
+        can read a face lying on its side as upright (BlazeFace does for about a third of faces
+        rolled by 90 degrees). A doubted face rolled
         by more than FLIP_ROLL is also read turned over with its eyes kept (Detection.flipped):
         BlazeFace can place the eyes right and the mouth on the forehead side (benchmarks/
         wild.py, 600 photos: one face more found at 90 degrees, false faces unchanged; the same
