@@ -67,8 +67,7 @@ def _best_of(group: Sequence[Detection]) -> Detection:
     nearest the face's roll (it saw the face most nearly upright, on the least shrunk copy, and
     boxed it as the detector's box rule expects: a face seen 45 degrees off is boxed about 1.3x
     too wide, which on a 4000x3000 photo left MTCNN's face to the verifier's veto); then the
-    higher score, then the smaller box (a loose box around a face is a worse box of it; Haar's
-    scores are all 1)."""
+    higher score, then the smaller box (a loose box around a face is a worse box of it)."""
     def evidence(d: Detection) -> float:
         return sum(_log_odds(e.score) for e in group if _angle_apart(roll_of(d), roll_of(e)) <= AGREE)
     several_searches = len({d.angle for d in group}) > 1   # (BlazeFace's are all from one)

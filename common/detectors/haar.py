@@ -48,9 +48,13 @@ class Haar:
     def detect(self, image: np.ndarray, min_face: float | None = None) -> list[Detection]:
         small, kx, ky = shrink_to(to_gray(image), self.config.max_side)
         c = self.config
-        found = self.classifier.detectMultiScale(small, scaleFactor=c.scale_factor,
-                                                 minNeighbors=c.min_neighbors,
-                                                 minSize=(c.min_size, c.min_size))
-        # Haar gives no score: every detection counts as 1.
-        return [Detection(Box.from_xywh(x, y, w, h, kx, ky), 1.0)
-                for x, y, w, h in (map(float, r) for r in found)]
+        found, neighbours = self.classifier.detectMultiScale2(small, scaleFactor=c.scale_factor,
+                                                              minNeighbors=c.min_neighbors,
+                                                              minSize=(c.min_size, c.min_size))
+        # Haar gives no probability; how many windows agreed on a box is its evidence (a face:
+        # 17-19 on the speed photo of benchmarks/detection.py; a box on its hair overlapping it:
+        # 8-9). As a score in (0, 1), so that of two boxes of one face the better-supported one
+        # is kept (common.orientation.merge); with every score 1 the smaller box won, there the
+        # one on the hair at 4000x3000.
+        return [Detection(Box.from_xywh(x, y, w, h, kx, ky), n / (n + c.min_neighbors))
+                for (x, y, w, h), n in zip((map(float, r) for r in found), np.ravel(neighbours).tolist())]
