@@ -323,12 +323,11 @@ class Landmarker:
         """Regions the cascade doubts (confidence below DOUBT) looked at again a quarter turn
         either way and (where a quarter turn saw a face) a half turn away: a detector's points
         can read a face lying on its side as upright (BlazeFace does for about a third of faces
-        rolled by 90 degrees). A doubted face rolled
-        by more than FLIP_ROLL is also read turned over with its eyes kept (Detection.flipped):
-        BlazeFace can place the eyes right and the mouth on the forehead side (benchmarks/
-        wild.py, 600 photos: one face more found at 90 degrees, false faces unchanged; the same
-        with any roll flipped, so only those on their side are). The best look, if better,
-        replaces the region and its results in place. (Also tried: placing the box
+        rolled by 90 degrees). A doubted face rolled by more than FLIP_ROLL is also read turned
+        over with its eyes kept (Detection.flipped): BlazeFace can place the eyes right and the
+        mouth on the forehead side (benchmarks/wild.py, 600 photos: one face more found at 90
+        degrees, false faces unchanged; the same with any roll flipped, so only those on their
+        side are). The best look, if better, replaces the region and its results in place. (Also tried: placing the box
         from the cascade's own points, as the tracker does: it made false faces more
         confident, benchmarks/wild.py 0.011 -> 0.039 false faces a photo at confidence 0.2.)"""
         doubted = [i for i, c in enumerate(face_conf) if c < DOUBT and regions[i].detection.points is not None]

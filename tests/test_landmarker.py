@@ -355,7 +355,6 @@ def test_one_face_seen_by_several_searches_keeps_the_nearest_searchs_detection()
     assert merge([straight, tilted]) == [tilted]
 
 
-
 def test_haar_scores_its_boxes_by_the_windows_that_agree():
     """Haar's score is how many windows agreed on a box (n / (n + min_neighbors)): on a real
     face many do, so of two overlapping boxes of one face (one on the face, one on the hair,
@@ -371,6 +370,7 @@ def test_haar_scores_its_boxes_by_the_windows_that_agree():
     face = Detection(Box.around(300, 300, 90, 90), 19 / 23)
     hair = Detection(Box.around(316, 266, 89, 89), 8 / 12)
     assert merge([hair, face]) == [face] and merge([face, hair]) == [face]
+
 
 def test_face_json_corners_and_scaling():
     face = Face(Box(10, 20, 30, 40), np.arange(10, dtype=float).reshape(5, 2), roll=90.0, score=0.5)
