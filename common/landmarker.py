@@ -327,25 +327,29 @@ class Landmarker:
         over with its eyes kept (Detection.flipped): BlazeFace can place the eyes right and the
         mouth on the forehead side (benchmarks/wild.py, 600 photos: one face more found at 90
         degrees, false faces unchanged; the same with any roll flipped, so only those on their
-        side are). The best look, if better, replaces the region and its results in place. (Also tried: placing the box
-        from the cascade's own points, as the tracker does: it made false faces more
-        confident, benchmarks/wild.py 0.011 -> 0.039 false faces a photo at confidence 0.2.)"""
+        side are). The best look, if better, replaces the region and its results in place.
+        (Also tried: placing the box from the cascade's own points, as the tracker does: it made
+        false faces more confident, benchmarks/wild.py 0.011 -> 0.039 false faces a photo at
+        confidence 0.2.)"""
         doubted = [i for i, c in enumerate(face_conf) if c < DOUBT and regions[i].detection.points is not None]
         if not doubted:
             return
         # A detector that can look again at a turned copy gives new points, and only where it
         # sees a face there (most false faces end here, before the cascade); else the points turned.
         again = self.detector.look_again if isinstance(self.detector, LooksAgain) else None
+
+        def look(det: Detection, turn: float) -> Detection | None:
+            return again(image, det, turn) if again else det.turned(turn)
         looks, owner = [], []
         for i in doubted:
             det = regions[i].detection
-            seen = [again(image, det, t) if again else det.turned(t) for t in (90.0, -90.0)]
+            seen = [look(det, 90.0), look(det, -90.0)]
             # The half turn only where a quarter turn saw a face: a detector that finds faces at
             # every roll and sees none there finds none turned over either (benchmarks/wild.py
             # --split train --faces 3000 --seed 1: every record the same as with the half turn
             # always looked at; a false face on the speed photo costs two looks, not three).
             if any(s is not None for s in seen):
-                seen.append(again(image, det, 180.0) if again else det.turned(180.0))
+                seen.append(look(det, 180.0))
             for s in seen:
                 if s is not None:
                     looks.append(self.region(s))
