@@ -238,9 +238,9 @@ def test_the_half_turn_is_looked_at_only_where_a_quarter_turn_saw_a_face(blaze_l
     looked: list[float] = []
     look_again = type(lm.detector).look_again
 
-    def counted(self, image, det, turn):
+    def counted(self, image, det, turn, closer=False):
         looked.append(turn)
-        return look_again(self, image, det, turn)
+        return look_again(self, image, det, turn, closer=closer)
     monkeypatch.setattr(type(lm.detector), "look_again", counted)
 
     img, truth = rolled(ONE_FACE, 0)
@@ -257,3 +257,45 @@ def test_the_half_turn_is_looked_at_only_where_a_quarter_turn_saw_a_face(blaze_l
         nothing = lm.region(lm.locate(img)[0].detection)   # the face's place, on a faceless photo
         assert lm.landmarks(blank, [nothing]) == []
     assert looked == [90.0, -90.0]
+
+
+def test_closer_looks_only_where_a_look_saw_a_face_the_cascade_still_doubts(blaze_landmarker, monkeypatch):
+    """Where the looks saw a face but the cascade still doubts every reading, the detector looks
+    once more with the face larger in its chip (Landmarker._second_look); where no
+    look saw a face, or a look settled the doubt, it does not. The closer looks find the same
+    face: their box is the first looks' box, within a few pixels."""
+    import common.landmarker as landmarker
+    lm = blaze_landmarker
+    looked: list[tuple[float, bool]] = []
+    found: dict[tuple[float, bool], Box] = {}
+    look_again = type(lm.detector).look_again
+
+    def counted(self, image, det, turn, closer=False):
+        looked.append((turn, closer))
+        seen = look_again(self, image, det, turn, closer=closer)
+        if seen is not None:
+            found[(turn, closer)] = seen.box
+        return seen
+    monkeypatch.setattr(type(lm.detector), "look_again", counted)
+
+    img, truth = rolled(ONE_FACE, 0)
+    with photo_scope(img):
+        upside_down = lm.region(lm.locate(img)[0].detection.turned(180.0))
+        assert len(lm.landmarks(img, [upside_down])) == 1
+    assert looked == [(90.0, False), (-90.0, False), (180.0, False)]   # the doubt settled
+
+    looked.clear()
+    monkeypatch.setattr(landmarker, "DOUBT", 1.01)   # no reading settles it
+    with photo_scope(img):
+        lm.landmarks(img, [upside_down])
+    assert looked == [(90.0, False), (-90.0, False), (180.0, False), (90.0, True), (-90.0, True), (180.0, True)]
+    for turn in (90.0, -90.0, 180.0):
+        a, b = found[(turn, False)], found[(turn, True)]
+        assert abs(a.center[0] - b.center[0]) < 0.1 * a.width and abs(a.width - b.width) < 0.15 * a.width
+
+    looked.clear()
+    blank = no_face()
+    with photo_scope(blank):
+        nothing = lm.region(lm.locate(img)[0].detection)
+        assert lm.landmarks(blank, [nothing]) == []
+    assert looked == [(90.0, False), (-90.0, False)]

@@ -109,9 +109,12 @@ class Detector(Protocol):
 class LooksAgain(Protocol):
     """A detector that can look again at a face it found, on a copy of the photo turned by
     `turn` degrees more (the Landmarker's second look at a face it doubts); None when it sees no
-    face there. Without it, the Landmarker turns the detection's points (Detection.turned)."""
+    face there. `closer`: with the face larger in the detector's view (the Landmarker's last try
+    at a face its looks saw but left in doubt). Without it, the Landmarker turns the
+    detection's points (Detection.turned)."""
 
-    def look_again(self, image: np.ndarray, det: Detection, turn: float) -> Detection | None: ...
+    def look_again(self, image: np.ndarray, det: Detection, turn: float,
+                   closer: bool = False) -> Detection | None: ...
 
 
 def detector_names() -> list[str]:

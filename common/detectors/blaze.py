@@ -54,6 +54,11 @@ SMALLEST = 0.7
 REFINE_ROLL = 15.0
 REFINE_TRIES = 2
 CHIP, CHIP_FACE = 128, 56.0
+# A closer look (look_again's `closer`) has the face this wide in the chip: the net's box and
+# points on a face it half sees move with the face's size in its window, so a second size gives
+# a second, different reading (benchmarks/wild.py #263: a yawed face at 90 degrees whose box
+# sat on the forehead at 56 px is read at confidence 0.95 at 64).
+CLOSER_FACE = 64.0
 
 
 @dataclass(frozen=True)
@@ -205,14 +210,16 @@ class Blaze:
             out.append(self.refine(levels, det))
         return out
 
-    def look_again(self, image: np.ndarray, det: Detection, turn: float) -> Detection | None:
+    def look_again(self, image: np.ndarray, det: Detection, turn: float, closer: bool = False) -> Detection | None:
         """The face of `det` looked for on a copy of the photo turned as if it lay `turn`
         degrees further round than its points say (the Landmarker's second look at a face it
-        doubts); None when the net sees no face there."""
+        doubts), CHIP_FACE pixels wide in the net's chip (CLOSER_FACE with `closer`); None when
+        the net sees no face there."""
         # Only the face's surroundings are needed, at twice the chip's resolution: cut them
         # from the photo's halvings (shared with the search and the cascade's chips), so a large
         # photo costs what a small one does.
-        k = min(1.0, 2 * CHIP_FACE / max(det.box.width, 1.0))
+        face = CLOSER_FACE if closer else CHIP_FACE
+        k = min(1.0, 2 * face / max(det.box.width, 1.0))
         source, hx, hy = halvings(image, k)
         h, w = source.shape[:2]
         cx, cy = det.box.center
@@ -230,18 +237,18 @@ class Blaze:
         # Made once for the turns of one face (within the Landmarker call: common.image.
         # photo_scope).
         kept = scope_cache(image)
-        levels = kept.get(("blaze surroundings", u0, v0, u1, v1, hx))
+        levels = kept.get(("blaze surroundings", u0, v0, u1, v1, hx, k))
         if levels is None:
             around = source[v0:v1, u0:u1]
             small, kx, _ = shrink_to(around, max(1, round(max(around.shape[:2]) * k * hx)))
-            levels = kept[("blaze surroundings", u0, v0, u1, v1, hx)] = [(1.0 / (kx * hx), to_rgb(small))]
-        found = self.refine(levels, local.turned(turn), force=True)
+            levels = kept[("blaze surroundings", u0, v0, u1, v1, hx, k)] = [(1.0 / (kx * hx), to_rgb(small))]
+        found = self.refine(levels, local.turned(turn), force=True, face=face)
         if found is None:
             return None
         return Detection(Box(found.box.left + x0, found.box.right + x0, found.box.top + y0, found.box.bottom + y0),
                          found.score, found.points + shift, found.angle)
 
-    def refine(self, levels, det: Detection, force: bool = False) -> Detection | None:
+    def refine(self, levels, det: Detection, force: bool = False, face: float = CHIP_FACE) -> Detection | None:
         """`det` seen again on a copy of the photo turned upright by its roll, while its points
         say it is rolled by more than REFINE_ROLL (or once at least, with `force`): its points,
         roll and box (the size it has in the turned copy, as common.orientation.map_back gives
@@ -250,7 +257,7 @@ class Blaze:
             roll = eye_roll(det.points)
             if abs(roll) <= REFINE_ROLL and not (force and attempt == 0):
                 break
-            scale = CHIP_FACE / max(det.box.width, 1.0)
+            scale = face / max(det.box.width, 1.0)
             # the smallest pyramid level that still has the face at the chip's resolution,
             # shrunk to twice it at most (a bilinear warp of a larger one aliases)
             s, level = min(((s, im) for s, im in levels if s >= scale), default=levels[0], key=lambda t: t[0])
@@ -265,7 +272,7 @@ class Blaze:
             b, sc, p = self.run(chip)
             centres = (b[:, :2] + b[:, 2:]) / 2
             i = int(np.argmin(np.hypot(*(centres - (CHIP - 1) / 2.0).T))) if len(b) else -1
-            if i < 0 or np.hypot(*(centres[i] - (CHIP - 1) / 2.0)) > 0.3 * CHIP_FACE:
+            if i < 0 or np.hypot(*(centres[i] - (CHIP - 1) / 2.0)) > 0.3 * face:
                 if force and attempt == 0:
                     return None
                 break
