@@ -261,9 +261,9 @@ def test_the_half_turn_is_looked_at_only_where_a_quarter_turn_saw_a_face(blaze_l
 
 def test_closer_looks_only_where_a_look_saw_a_face_the_cascade_still_doubts(blaze_landmarker, monkeypatch):
     """Where the looks saw a face but the cascade still doubts every reading, the detector looks
-    once more with the face larger in its chip (Landmarker._second_look); where no
-    look saw a face, or a look settled the doubt, it does not. The closer looks find the same
-    face: their box is the first looks' box, within a few pixels."""
+    once more with the face larger in its chip (Landmarker._second_look); where no look saw a
+    face, or a look settled the doubt, it does not. The closer looks find the same face: their
+    box is the first looks' box, within a few pixels."""
     import common.landmarker as landmarker
     lm = blaze_landmarker
     looked: list[tuple[float, bool]] = []
