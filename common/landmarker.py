@@ -347,7 +347,7 @@ class Landmarker:
         def look(det: Detection, turn: float, closer: bool) -> Detection | None:
             if not again:
                 return det.turned(turn)
-            return again(image, det, turn, closer=True) if closer else again(image, det, turn)
+            return again(image, det, turn, closer=closer)
 
         detections = [r.detection for r in regions]  # the looks start from these, not from a look
 

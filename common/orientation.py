@@ -72,18 +72,15 @@ def _best_of(group: Sequence[Detection]) -> Detection:
     detection's own: a small box on part of the face that reads the roll a few degrees nearer
     its search's would otherwise win over the face's own box (BlazeFace with turned searches: a
     229 px face at -17 degrees kept a 72 px box inside it, read at -1, and was lost)."""
-    def agreeing(d: Detection) -> list[Detection]:
-        return [e for e in group if _angle_apart(roll_of(d), roll_of(e)) <= AGREE]
-
-    def evidence(d: Detection) -> float:
-        return sum(_log_odds(e.score) for e in agreeing(d))
     several_searches = len({d.angle for d in group}) > 1   # (BlazeFace's are all from one)
 
-    def off_upright(d: Detection) -> float:
-        if not several_searches:
-            return 0.0
-        return _angle_apart(d.angle, roll_of(max(agreeing(d), key=lambda e: e.score)))
-    return max(group, key=lambda d: (round(evidence(d), 3), -off_upright(d), d.score, -d.box.width * d.box.height))
+    def rank(d: Detection) -> tuple:
+        agreeing = [e for e in group if _angle_apart(roll_of(d), roll_of(e)) <= AGREE]
+        evidence = sum(_log_odds(e.score) for e in agreeing)
+        off_upright = (_angle_apart(d.angle, roll_of(max(agreeing, key=lambda e: e.score)))
+                       if several_searches else 0.0)
+        return round(evidence, 3), -off_upright, d.score, -d.box.width * d.box.height
+    return max(group, key=rank)
 
 
 def _log_odds(score: float) -> float:

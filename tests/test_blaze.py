@@ -220,7 +220,7 @@ def test_a_face_on_its_side_read_upside_down_is_turned_over(blaze_landmarker, mo
     good = lm.locate(img)
     assert len(good) == 1
     wrong = lm.region(good[0].detection.flipped())
-    monkeypatch.setattr(type(lm.detector), "look_again", lambda self, image, det, turn: None)
+    monkeypatch.setattr(type(lm.detector), "look_again", lambda self, image, det, turn, closer=False: None)
     faces = lm.landmarks(img, [wrong])
     assert len(faces) == 1 and faces[0].confidence > 0.5
     assert mean_error(faces[0].points, truth, listed(ONE_FACE).box) < 0.03
