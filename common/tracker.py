@@ -262,7 +262,8 @@ class Tracker:
             fresh = [found[j] for j in unmatched]
             judged = self._judge(frame, fresh)
             # A new face passes the photo path's whole verifier, second opinion included.
-            opinions = self.landmarker.second_opinion(frame, fresh, [res[2] for res in judged])
+            opinions = self.landmarker.second_opinion(frame, fresh, [res[2] for res in judged],
+                                                      points=[res[0] for res in judged])
             new_faces = [(r, res, o) for r, res, o in zip(fresh, judged, opinions)]
 
         kept: list[tuple] = []   # (track, region looked in, (points, point conf, conf, level 1), new)

@@ -181,7 +181,7 @@ def test_the_verifier_trusts_a_doubted_face_the_detector_is_sure_of(landmarkers,
 
         monkeypatch.setattr(lm, "judge", judge)
         # The second opinion out of the way (it would keep this face: the next test).
-        monkeypatch.setattr(lm, "second_opinion", lambda image, regions, conf, least=None: np.full(len(regions), np.nan))
+        monkeypatch.setattr(lm, "second_opinion", lambda image, regions, conf, least=None, points=None: np.full(len(regions), np.nan))
         regions = lm.locate(image)
         assert len(regions) == 1
         score = regions[0].detection.score
@@ -240,6 +240,27 @@ def test_the_second_opinion_keeps_a_doubted_face_and_drops_a_confident_non_face(
     (kept,) = lm.landmarks(image, [aside], min_confidence=0.0)
     assert kept.face_probability < VETO
 
+
+def test_the_second_opinion_reads_again_where_the_points_put_the_face(landmarkers):
+    """Where the detector's box frames a face badly, O-Net reads again where the cascade's
+    points put the face: a box 1.6 times the test face's reads below VETO on its own (its wider
+    square holds too much), RESCUE or more with the face's true points. A box that reads no
+    face on its first square (shifted 0.6 of its width off the face) is not read again."""
+    from dataclasses import replace
+
+    from common.landmarker import REFRAME_FROM, RESCUE, VETO
+    image, truth = read(ONE_FACE), listed(ONE_FACE)
+    lm = landmarkers["blaze"]
+    (region,) = lm.locate(image)
+    b = region.box
+    large = replace(region, box=Box.around(*b.center, 0.8 * b.width, 0.8 * b.height))
+    first, read_on_box = lm._onet_reads(image, [(large.box, large.roll)])
+    assert first[0] >= REFRAME_FROM and read_on_box[0] < VETO
+    assert lm.second_opinion(image, [large], [0.5])[0] < VETO
+    assert lm.second_opinion(image, [large], [0.5], points=[truth.points])[0] >= RESCUE
+    shift = 0.6 * b.width
+    aside = replace(region, box=Box(b.left + shift, b.right + shift, b.top, b.bottom))
+    assert lm.second_opinion(image, [aside], [0.5], points=[truth.points])[0] < VETO
 
 
 def test_a_face_whose_eyes_lie_on_flat_grey_is_no_face(landmarkers):

@@ -242,7 +242,7 @@ class ScriptedLandmarker:
             conf.append(self.read_at[name] if name in self.present else 0.05)
         return np.array(points), np.ones((len(regions), 5)), np.array(conf)
 
-    def second_opinion(self, frame, regions, confidences, min_confidence=None):
+    def second_opinion(self, frame, regions, confidences, min_confidence=None, points=None):
         """Not asked, unless `opinions` names the face (O-Net's probability)."""
         names = [min(self.boxes, key=lambda k: math.dist(self.boxes[k].center, r.box.center)) for r in regions]
         return np.array([getattr(self, "opinions", {}).get(n, np.nan) for n in names], dtype=float)
