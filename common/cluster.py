@@ -7,10 +7,10 @@ module imports it. Without --address a Ray instance is started on this machine f
 What travels, and how:
 - Code and model go once, as the job's runtime_env working_dir: a small folder made here with
   the library (common/), the cascade the driver resolved (each net's folder, about 2.3 MB), its
-  box rule and the confidence model. Ray uploads it to the cluster once (named by its content hash, so a second run
-  with the same model uploads nothing) and each node unpacks it once for all its workers, so
-  every worker runs exactly the code and weights this machine would, whatever checkout or
-  model/ folder the nodes have. The face detector's ONNX weights come with the pinned pip
+  box rule, the points' box rule and the confidence model. Ray uploads it to the cluster once
+  (named by its content hash, so a second run with the same model uploads nothing) and each
+  node unpacks it once for all its workers, so every worker runs exactly the code and weights
+  this machine would, whatever checkout or model/ folder the nodes have. The face detector's ONNX weights come with the pinned pip
   package every node has installed (checked against their SHA-256 when loaded).
 - Photos are read by the workers themselves, at their absolute path: on a cluster the folders
   must be mounted at the same path on every node (a shared file system). Only the paths go out
@@ -32,6 +32,7 @@ from typing import Iterator
 from common.imagejob import image_line, start_worker
 from common.nets import NETS
 from common.paths import ROOT
+from common.pointsbox import POINTS_RULE
 
 # Names inside the shipped folder (the working directory of every Ray worker).
 SHIPPED_MODEL = "cascade"
@@ -58,7 +59,7 @@ def _ray():
 
 
 def stage(options: dict, detector: str, folder: Path) -> dict:
-    """Fill `folder` with what the workers need (library, cascade, box rule, confidence model)
+    """Fill `folder` with what the workers need (library, cascade, box rules, confidence model)
     and return the make_landmarker options for them, with paths relative to that folder."""
     from common.boxrule import rule_path
     from common.confidence import model_file
@@ -75,6 +76,11 @@ def stage(options: dict, detector: str, folder: Path) -> dict:
                     shutil.copy2(f, folder / SHIPPED_MODEL / spec.key / f.name)
     shutil.copy2(options.get("rule") or rule_path(detector), folder / SHIPPED_RULE)
     shutil.copy2(options.get("confidence") or model_file(options.get("mirror", True)), folder / SHIPPED_CONFIDENCE)
+    # The rule that boxes a face from its points (the second opinion reads there too), where
+    # the library looks for it (common.paths.MODEL_DIR of the unpacked folder).
+    shipped_points_rule = folder / POINTS_RULE.relative_to(ROOT)
+    shipped_points_rule.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(POINTS_RULE, shipped_points_rule)
     return dict(options, model=SHIPPED_MODEL, rule=SHIPPED_RULE, confidence=SHIPPED_CONFIDENCE,
                 detector=detector)
 

@@ -248,6 +248,7 @@ class Landmarker:
         if self.rule_file.detector != detector:
             raise ValueError(f"the box rule {rel(Path(rule))} was fitted for the {self.rule_file.detector} "
                              f"detector, not {detector}")
+        self.points_rule = default_points_rule()  # the second opinion also boxes faces from their points
         self.detector: Detector = load_detector(detector, **detector_options)
         self.angles = tuple(float(a) for a in (self.detector.default_angles if angles is None else angles))
         self.sure_score: float | None = getattr(self.detector, "sure_score", None)
@@ -324,7 +325,7 @@ class Landmarker:
         first, out[asked] = self._onet_reads(image, [(regions[i].box, regions[i].roll) for i in asked])
         again = [i for i, f in zip(asked, first) if f >= REFRAME_FROM and out[i] < RESCUE] if points is not None else []
         if again:
-            _, framed = self._onet_reads(image, [default_points_rule().place(points[i]) for i in again])
+            _, framed = self._onet_reads(image, [self.points_rule.place(points[i]) for i in again])
             out[again] = np.where(framed >= RESCUE, framed, out[again])
         return out
 
