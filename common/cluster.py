@@ -10,8 +10,9 @@ What travels, and how:
   box rule, the points' box rule and the confidence model. Ray uploads it to the cluster once
   (named by its content hash, so a second run with the same model uploads nothing) and each
   node unpacks it once for all its workers, so every worker runs exactly the code and weights
-  this machine would, whatever checkout or model/ folder the nodes have. The face detector's ONNX weights come with the pinned pip
-  package every node has installed (checked against their SHA-256 when loaded).
+  this machine would, whatever checkout or model/ folder the nodes have. The face detector's
+  ONNX weights come with the pinned pip package every node has installed (checked against
+  their SHA-256 when loaded).
 - Photos are read by the workers themselves, at their absolute path: on a cluster the folders
   must be mounted at the same path on every node (a shared file system). Only the paths go out
   and only the JSON lines come back; this machine writes the output file, as with the pool.
